@@ -35,7 +35,7 @@ _LAZY = {
     "nn": ("onebit.nn", None),
     "optim": ("onebit.optim", None),
     "data": ("onebit.data", None),
-    "summary": ("onebit.summary", "summary"),
+    "summary": ("onebit.model_summary", "summary"),
     "info": ("onebit.info", "info"),
 }
 
