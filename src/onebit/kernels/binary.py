@@ -85,14 +85,15 @@ def binary_output_thresholds(multiplier: np.ndarray, bias: np.ndarray) -> Output
     for n, (mn, bn) in enumerate(zip(m.tolist(), b.tolist())):
         fm, fb = Fraction(mn), Fraction(bn)  # exact values of the float32 numbers
         if fm > 0:
-            threshold[n] = math.ceil(-fb / fm)
+            t = math.ceil(-fb / fm)
         elif fm < 0:
-            threshold[n] = math.floor(-fb / fm) + 1
+            t = math.floor(-fb / fm) + 1
             flip[n] = 1
         else:
-            threshold[n] = _INT32_MIN
+            t = _INT32_MIN
             flip[n] = 1 if fb < 0 else 0
-    return OutputThresholds(np.clip(threshold, _INT32_MIN, _INT32_MAX).astype(np.int32), flip)
+        threshold[n] = min(max(t, _INT32_MIN), _INT32_MAX)
+    return OutputThresholds(threshold.astype(np.int32), flip)
 
 
 def _transform_args(
