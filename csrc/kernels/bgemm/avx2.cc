@@ -6,10 +6,14 @@
 //   t = a XOR b; cnt += lut[t & 15] + lut[(t >> 4) & 15]       (8 vector ops)
 // Numeric invariant: each step adds at most 4 + 4 = 8 to a byte counter, so 31 steps stay
 // <= 248 < 256; counters are flushed into 64-bit sums with VPSADBW every 31 steps.
-// Register blocking: kMR rows x kNR columns of byte counters live in registers (3 x 3 = 9
-// counters + 3 A vectors + 1 B vector + 2 constants; the compiler spills at most a temporary).
-// 3 x 3 measured best on this core among 1x4, 2x3, 2x4, 2x6, 3x2, 3x4, 4x2, 4x3, 1x8 (~280 G
-// binary MAC/s on 196 x 256 x 2304 with L1/L2-resident operands, thread CPU time).
+// Register blocking: kMR rows x kNR columns of byte counters live in registers (3 x 4 = 12
+// counters + 3 A vectors + 1 B vector + 2 constants: a few spills, which cost less than the
+// per-tile reduction saved). Tiles tried on this (shared, noisy) core: 1x4, 1x8, 2x3, 2x4,
+// 2x6, 3x2, 3x3, 3x4, 4x2, 4x3, 4x4; 3x3 and 3x4 were best (~280 G binary MAC/s on
+// 196 x 256 x 2304, thread CPU time), 3x4 won in the convolutions because NR = 4 lets the
+// 4 totals of a row be reduced and stored as one vector (reduce4).
+// The throughput limit is VPSHUFB (2 per 256 bits per pair): the register-only loop reaches
+// ~345 G/s; pre-splitting operands into nibbles (6 instead of 8 ops) measured slower (~266 G/s).
 // Columns are processed in blocks of kColBlockBytes of B so that the block stays in L2 while
 // all rows stream past it. K words that do
 // not fill a 256-bit step (kw % 8) are counted with scalar 64-bit POPCNT, which runs on the
@@ -32,7 +36,7 @@ namespace {
 
 #ifndef ONEBIT_BGEMM_MR
 #define ONEBIT_BGEMM_MR 3
-#define ONEBIT_BGEMM_NR 3
+#define ONEBIT_BGEMM_NR 4
 #endif
 constexpr int kMR = ONEBIT_BGEMM_MR, kNR = ONEBIT_BGEMM_NR;
 constexpr std::int64_t kFlush = 31;  // steps before byte counters could overflow (31 * 8 = 248)
@@ -44,20 +48,30 @@ inline std::uint64_t load64(const bword_t* p) {
   return v;
 }
 
-inline std::uint64_t hsum64(__m256i v) {
-  const __m128i s = _mm_add_epi64(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  return static_cast<std::uint64_t>(_mm_cvtsi128_si64(s)) + static_cast<std::uint64_t>(_mm_extract_epi64(s, 1));
+// Sums of the 32 byte counters of c0..c3 as 4 int32 [sum c0, sum c1, sum c2, sum c3], all in
+// vector registers (13 ops for 4 pairs): VPSADBW leaves 4 partial sums < 2^16 in the low
+// halves of 64-bit lanes; pairs are interleaved into 32-bit lanes and added across lanes.
+inline __m128i reduce4(__m256i c0, __m256i c1, __m256i c2, __m256i c3) {
+  const __m256i z = _mm256_setzero_si256();
+  const __m256i u01 = _mm256_or_si256(_mm256_sad_epu8(c0, z), _mm256_slli_epi64(_mm256_sad_epu8(c1, z), 32));
+  const __m256i u23 = _mm256_or_si256(_mm256_sad_epu8(c2, z), _mm256_slli_epi64(_mm256_sad_epu8(c3, z), 32));
+  const __m256i h = _mm256_add_epi32(_mm256_unpacklo_epi64(u01, u23), _mm256_unpackhi_epi64(u01, u23));
+  return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
 }
 
-// popcount(A[i] XOR B[j]) summed over kw words, for MR x NR pairs; result into pop[i][j].
+// acc[i][j] = k - 2 * popcount(A[i] XOR B[j]) over kw words, for MR x NR pairs, written to
+// acc[i * ldc + j].
 template <int MR, int NR>
 inline void tile(const bword_t* a, std::int64_t lda, const bword_t* b, std::int64_t ldb, std::int64_t kw,
-                 std::int64_t pop[kMR][kNR]) {
+                 std::int64_t k, std::int32_t* acc, std::int64_t ldc) {
   const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,  //
                                        0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
   const __m256i low = _mm256_set1_epi8(0x0f);
   const std::int64_t steps = kw / 8;
+  // NR == 4: per-row totals as 4 int32 in a register (reduce4); otherwise scalar sums.
+  __m128i tot4[MR];
   std::uint64_t sum[MR][NR] = {};
+  for (int i = 0; i < MR; ++i) tot4[i] = _mm_setzero_si128();
   for (std::int64_t s = 0; s < steps;) {
     const std::int64_t end = std::min(steps, s + kFlush);
     __m256i cnt[MR][NR];
@@ -76,19 +90,15 @@ inline void tile(const bword_t* a, std::int64_t lda, const bword_t* b, std::int6
         }
       }
     }
-    // VPSADBW leaves 4 sums < 2^16 in the low halves of 64-bit lanes: two pairs share one
-    // horizontal reduction (pair p in the low 32 bits, pair p + 1 in the high 32 bits).
-    constexpr int P = MR * NR;
-    __m256i* c = &cnt[0][0];
-    std::uint64_t* out = &sum[0][0];
-    for (int p = 0; p + 1 < P; p += 2) {
-      const __m256i two = _mm256_add_epi64(_mm256_sad_epu8(c[p], _mm256_setzero_si256()),
-                                           _mm256_slli_epi64(_mm256_sad_epu8(c[p + 1], _mm256_setzero_si256()), 32));
-      const std::uint64_t h = hsum64(two);
-      out[p] += h & 0xFFFFFFFFu;
-      out[p + 1] += h >> 32;
+    if constexpr (NR == 4) {
+      for (int i = 0; i < MR; ++i) tot4[i] = _mm_add_epi32(tot4[i], reduce4(cnt[i][0], cnt[i][1], cnt[i][2], cnt[i][3]));
+    } else {
+      for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < NR; ++j) {
+          const __m128i r = reduce4(cnt[i][j], _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256());
+          sum[i][j] += static_cast<std::uint32_t>(_mm_cvtsi128_si32(r));
+        }
     }
-    if (P % 2 != 0) out[P - 1] += hsum64(_mm256_sad_epu8(c[P - 1], _mm256_setzero_si256()));
   }
   // Tail words (kw % 8): scalar POPCNT, 64 bits at a time.
   for (std::int64_t w = steps * 8; w < kw; w += 2) {
@@ -100,31 +110,41 @@ inline void tile(const bword_t* a, std::int64_t lda, const bword_t* b, std::int6
       }
     }
   }
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) pop[i][j] = static_cast<std::int64_t>(sum[i][j]);
+  if constexpr (NR == 4) {
+    const __m128i kv = _mm_set1_epi32(static_cast<std::int32_t>(k));
+    for (int i = 0; i < MR; ++i) {
+      const __m128i tail = _mm_setr_epi32(static_cast<int>(sum[i][0]), static_cast<int>(sum[i][1]),
+                                          static_cast<int>(sum[i][2]), static_cast<int>(sum[i][3]));
+      const __m128i pop = _mm_add_epi32(tot4[i], tail);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(acc + i * ldc), _mm_sub_epi32(kv, _mm_slli_epi32(pop, 1)));
+    }
+  } else {
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) acc[i * ldc + j] = static_cast<std::int32_t>(k - 2 * static_cast<std::int64_t>(sum[i][j]));
+  }
 }
 
 // Runtime (mr, nr) -> compile-time tile<MR, NR> for the edge tiles of the block.
 template <int MR, int NR>
 inline void tile_cols(const bword_t* a, std::int64_t lda, const bword_t* b, std::int64_t ldb, std::int64_t kw,
-                      int nr, std::int64_t pop[kMR][kNR]) {
+                      std::int64_t k, int nr, std::int32_t* acc, std::int64_t ldc) {
   if constexpr (NR > 0) {
     if (nr == NR) {
-      tile<MR, NR>(a, lda, b, ldb, kw, pop);
+      tile<MR, NR>(a, lda, b, ldb, kw, k, acc, ldc);
     } else {
-      tile_cols<MR, NR - 1>(a, lda, b, ldb, kw, nr, pop);
+      tile_cols<MR, NR - 1>(a, lda, b, ldb, kw, k, nr, acc, ldc);
     }
   }
 }
 
 template <int MR>
 inline void tile_any(const bword_t* a, std::int64_t lda, const bword_t* b, std::int64_t ldb, std::int64_t kw,
-                     int mr, int nr, std::int64_t pop[kMR][kNR]) {
+                     std::int64_t k, int mr, int nr, std::int32_t* acc, std::int64_t ldc) {
   if constexpr (MR > 0) {
     if (mr == MR) {
-      tile_cols<MR, kNR>(a, lda, b, ldb, kw, nr, pop);
+      tile_cols<MR, kNR>(a, lda, b, ldb, kw, k, nr, acc, ldc);
     } else {
-      tile_any<MR - 1>(a, lda, b, ldb, kw, mr, nr, pop);
+      tile_any<MR - 1>(a, lda, b, ldb, kw, k, mr, nr, acc, ldc);
     }
   }
 }
@@ -193,7 +213,6 @@ void bgemm(const BgemmArgs& g) {
   const std::int64_t nb = std::max<std::int64_t>(32, (kColBlockBytes / row_bytes) / 32 * 32);
   thread_local std::vector<std::int32_t> accbuf;
   if (static_cast<std::int64_t>(accbuf.size()) < kMR * nb) accbuf.resize(kMR * nb);
-  std::int64_t pop[kMR][kNR];
   for (std::int64_t n0 = 0; n0 < g.n; n0 += nb) {
     const std::int64_t n1 = std::min(g.n, n0 + nb), width = n1 - n0;
     for (std::int64_t r0 = 0; r0 < g.m; r0 += kMR) {
@@ -201,9 +220,7 @@ void bgemm(const BgemmArgs& g) {
       const bword_t* a = g.a + r0 * g.lda;
       for (std::int64_t j0 = n0; j0 < n1; j0 += kNR) {
         const int nr = static_cast<int>(std::min<std::int64_t>(kNR, n1 - j0));
-        tile_any<kMR>(a, g.lda, g.b + j0 * g.ldb, g.ldb, g.kw, mr, nr, pop);
-        for (int i = 0; i < mr; ++i)
-          for (int j = 0; j < nr; ++j) accbuf[i * width + (j0 - n0) + j] = static_cast<std::int32_t>(g.k - 2 * pop[i][j]);
+        tile_any<kMR>(a, g.lda, g.b + j0 * g.ldb, g.ldb, g.kw, g.k, mr, nr, accbuf.data() + (j0 - n0), width);
       }
       for (int i = 0; i < mr; ++i) {
         const std::int64_t r = r0 + i;
