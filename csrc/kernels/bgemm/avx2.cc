@@ -113,10 +113,13 @@ inline void tile(const bword_t* a, std::int64_t lda, const bword_t* b, std::int6
   if constexpr (NR == 4) {
     const __m128i kv = _mm_set1_epi32(static_cast<std::int32_t>(k));
     for (int i = 0; i < MR; ++i) {
-      const __m128i tail = _mm_setr_epi32(static_cast<int>(sum[i][0]), static_cast<int>(sum[i][1]),
-                                          static_cast<int>(sum[i][2]), static_cast<int>(sum[i][3]));
-      const __m128i pop = _mm_add_epi32(tot4[i], tail);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(acc + i * ldc), _mm_sub_epi32(kv, _mm_slli_epi32(pop, 1)));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(acc + i * ldc), _mm_sub_epi32(kv, _mm_slli_epi32(tot4[i], 1)));
+    }
+    // Tail counts are subtracted in integer registers (building a vector from 4 GPRs would
+    // take shuffle-port slots, the kernel's bottleneck).
+    if (steps * 8 < kw) {
+      for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < NR; ++j) acc[i * ldc + j] -= static_cast<std::int32_t>(2 * sum[i][j]);
     }
   } else {
     for (int i = 0; i < MR; ++i)
