@@ -76,7 +76,8 @@ void bconv2d(const CArray<const bword_t>& x, const CArray<const bword_t>& w, int
       args.zero_pad = &plan;
     }
     bconv2d_fn fn = kernel();
-    parallel_for_grain(g.batch * g.out_h * g.out_w, 16, num_threads,
+    // Grain 3 = the AVX2 tile height: balanced chunks even for 7x7 outputs (49 positions).
+    parallel_for_grain(g.batch * g.out_h * g.out_w, 3, num_threads,
                        [&](int64_t begin, int64_t end) { fn(args, begin, end); });
   }
 }

@@ -42,7 +42,7 @@ void bgemm(const CArray<const bword_t>& a, const CArray<const bword_t>& b, int64
       return g;
     };
     if (m >= 4 * num_threads || n < 64) {
-      parallel_for_grain(m, 2, num_threads, [&](int64_t begin, int64_t end) {
+      parallel_for_grain(m, 3, num_threads, [&](int64_t begin, int64_t end) {  // 3 = AVX2 tile height
         BgemmArgs g = base();
         g.a = ap + begin * kw;
         g.m = end - begin;
