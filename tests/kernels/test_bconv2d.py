@@ -35,7 +35,8 @@ CASES = [
     (2, 5, 5, 128, 12, 3, 2, 1, "same", "zero", 4),
     (1, 7, 7, 128, 64, 5, 1, 2, "same", "one", 2),
     (1, 8, 8, 128, 32, 1, 1, 1, 0, "zero", 4),  # grouped 1x1: direct
-    (1, 12, 12, 256, 40, 3, 1, 1, "same", "one", 1),  # K = 2304: full 256-bit steps + flushes
+    (1, 12, 12, 256, 40, 3, 1, 1, "same", "one", 1),  # K = 2304: whole 256-bit steps
+    (1, 5, 5, 256, 8, 7, 1, 1, 3, "zero", 1),  # K = 12544: 49 steps, byte counters flushed
 ]
 
 

@@ -26,6 +26,8 @@ void bconv2d_im2col(const BConv2dArgs& args, std::int64_t pos_begin, std::int64_
   const bool correct = g.zero_padding && args.zero_pad != nullptr;
   const std::int64_t out_bytes = args.transform->type == BOutType::i8 ? 1 : 4;
 
+  const bool contiguous_rows = g.groups == 1 && g.dil_w == 1;
+  const std::int64_t row_words = g.kw * cw_g;
   std::vector<bword_t> buf(direct ? 0 : kBlock * krow);
   std::vector<const std::int32_t*> corr(kBlock, nullptr);
   for (std::int64_t p0 = pos_begin; p0 < pos_end; p0 += kBlock) {
@@ -49,6 +51,16 @@ void bconv2d_im2col(const BConv2dArgs& args, std::int64_t pos_begin, std::int64_
           const std::int64_t p = p0 + r, ow = p % g.out_w, oh = (p / g.out_w) % g.out_h,
                              n = p / (g.out_w * g.out_h);
           bword_t* dst = buf.data() + r * krow;
+          const std::int64_t ih0 = oh * g.stride_h - g.pad_top, iw0 = ow * g.stride_w - g.pad_left;
+          if (contiguous_rows && ih0 >= 0 && ih0 + (g.kh - 1) * g.dil_h < g.in_h && iw0 >= 0 && iw0 + g.kw <= g.in_w) {
+            // Interior position, horizontal dilation 1, one group: the kw taps of a kernel row
+            // are kw adjacent pixels, i.e. kw * in_cw contiguous words.
+            for (std::int64_t i = 0; i < g.kh; ++i, dst += row_words) {
+              const bword_t* src = args.input + ((n * g.in_h + ih0 + i * g.dil_h) * g.in_w + iw0) * g.in_cw;
+              for (std::int64_t c = 0; c < row_words; ++c) dst[c] = src[c];
+            }
+            continue;
+          }
           for (std::int64_t i = 0; i < g.kh; ++i) {
             const std::int64_t ih = oh * g.stride_h - g.pad_top + i * g.dil_h;
             for (std::int64_t j = 0; j < g.kw; ++j, dst += cw_g) {
