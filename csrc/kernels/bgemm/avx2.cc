@@ -1,27 +1,28 @@
 // AVX2 binary GEMM (the AVX2 binary convolution, bconv2d/avx2.cc, is im2col + this GEMM).
 //
-// Popcount: VPSHUFB nibble lookup into byte counters (Mula's method), measured on this Zen 3
-// core at ~346 G binary MAC/s in a register-only loop versus ~212 G for scalar 64-bit POPCNT
-// (benchmarks/peak/binary_peak.cc). Per 256 bits of one (row, column) pair:
+// Popcount: VPSHUFB nibble lookup into byte counters (Mula's method). Register-only loops on
+// this Zen 3 core (benchmarks/peak/binary_peak.cc): ~345 G binary MAC/s for this method versus
+// ~212 G for scalar 64-bit POPCNT. Per 256 bits of one (row, column) pair:
 //   t = a XOR b; cnt += lut[t & 15] + lut[(t >> 4) & 15]       (8 vector ops)
-// Numeric invariant: each step adds at most 4 + 4 = 8 to a byte counter, so 31 steps stay
-// <= 248 < 256; counters are flushed into 64-bit sums with VPSADBW every 31 steps.
-// Register blocking: kMR rows x kNR columns of byte counters live in registers (3 x 4 = 12
-// counters + 3 A vectors + 1 B vector + 2 constants: a few spills, which cost less than the
-// per-tile reduction saved). Tiles tried on this (shared, noisy) core: 1x4, 1x8, 2x3, 2x4,
-// 2x6, 3x2, 3x3, 3x4, 4x2, 4x3, 4x4; 3x3 and 3x4 were best (~280 G binary MAC/s on
-// 196 x 256 x 2304, thread CPU time), 3x4 won in the convolutions because NR = 4 lets the
-// 4 totals of a row be reduced and stored as one vector (reduce4).
-// The throughput limit is VPSHUFB (2 per 256 bits per pair): the register-only loop reaches
-// ~345 G/s; pre-splitting operands into nibbles (6 instead of 8 ops) measured slower (~266 G/s),
-// and a hybrid tile that also counts one 64-bit word per pair and step with scalar POPCNT on the
-// integer pipes measured -7%..+3% (GEMM K = 576..4096), so neither is used. GEMM-only figures
-// with L2-resident operands: 317 G/s at K = 4096, 297 G/s at K = 2304, 160 G/s at K = 576.
-// Columns are processed in blocks of kColBlockBytes of B so that the block stays in L2 while
-// all rows stream past it. K words that do
-// not fill a 256-bit step (kw % 8) are counted with scalar 64-bit POPCNT, which runs on the
-// integer pipes beside the vector work.
-// The accumulators of kMR rows x all columns go to a small int32 buffer, then the output
+// Numeric invariants: a step adds at most 4 + 4 = 8 to a byte counter, so counters are
+// flushed every kFlush = 31 steps (31 * 8 = 248 < 256); a flush (reduce4) turns 4 pairs'
+// counters into 4 int32 totals with VPSADBW (partial sums <= 31 * 8 * 8 = 1984 < 2^16 per
+// 64-bit lane); totals stay < K < 2^24.
+// Register blocking: kMR x kNR = 3 x 4 pairs per tile (12 counters + 3 A vectors + 1 B vector
+// + 2 constants: a few counters spill to L1). Tiles tried on this shared, noisy core: 1x4,
+// 1x8, 2x3, 2x4, 2x6, 3x2, 3x3, 3x4, 4x2, 4x3, 4x4; 2x4, 3x3 and 3x4 were best and within
+// noise of each other (~280-300 G/s on 196 x 256 x 2304); 3x4 was kept for the conv shapes and
+// because NR = 4 lets one row's 4 totals be reduced and stored as one vector.
+// Also measured and rejected: operands pre-split into nibbles (6 instead of 8 ops per step:
+// ~266 G/s in the register-only loop, slower) and a hybrid tile counting one extra 64-bit word
+// per pair and step with scalar POPCNT on the integer pipes (-7%..+3% for K = 576..4096).
+// GEMM-only throughput with L2-resident operands (1 thread): ~317 G/s at K = 4096, ~297 G/s
+// at K = 2304, ~160 G/s at K = 576, ~130 G/s at K = 256: short depths pay a fixed per-pair
+// cost (reduction, tail, stores) of ~2 ns.
+// K words that do not fill a 256-bit step (kw % 8) are counted with scalar 64-bit POPCNT on
+// the integer pipes. Columns are processed in blocks of kColBlockBytes of B so the block stays
+// in L2 while the rows stream past it.
+// Output: the int32 accumulators of a tile row block go to a small buffer, then the output
 // transform (onebit/kernels.h) is applied 8 columns at a time; float maths uses one FMA per
 // element, exactly like the scalar std::fma of output_transform.h, so every output type is
 // bit-identical to ref.
