@@ -44,6 +44,10 @@ __all__ = [
 OUTPUT_TYPES = ("float32", "int8", "int32", "bitpacked")
 _OUT_DTYPES = {"float32": np.float32, "int8": np.int8, "int32": np.int32, "bitpacked": np.uint32}
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+# Placeholders for the transform arrays an output type does not use (never read).
+_EMPTY_F32 = np.zeros(0, np.float32)
+_EMPTY_I32 = np.zeros(0, np.int32)
+_EMPTY_U8 = np.zeros(0, np.uint8)
 
 Padding = Union[str, int, Sequence[int]]
 
@@ -107,14 +111,13 @@ def _transform_args(
 ) -> tuple:
     if output not in OUTPUT_TYPES:
         raise ValueError(f"output must be one of {OUTPUT_TYPES}, got {output!r}")
-    empty_f = np.zeros(0, np.float32)
-    empty_i = np.zeros(0, np.int32)
-    empty_u = np.zeros(0, np.uint8)
+    empty_f, empty_i, empty_u = _EMPTY_F32, _EMPTY_I32, _EMPTY_U8
 
     def channel_vector(v, default: float, name: str) -> np.ndarray:
         if v is None:
             return np.full(n, default, dtype=np.float32)
-        v = np.ascontiguousarray(np.asarray(v, dtype=np.float32))
+        if not (isinstance(v, np.ndarray) and v.dtype == np.float32 and v.flags.c_contiguous):
+            v = np.ascontiguousarray(np.asarray(v, dtype=np.float32))
         if v.shape != (n,):
             raise ShapeError(f"{name} must have shape ({n},) (one value per output channel), got {v.shape}")
         return v
@@ -212,6 +215,8 @@ def bgemm(
 
 
 def _pair(v, name: str) -> tuple[int, int]:
+    if type(v) is int and v >= 1:  # fast path of the common call
+        return (v, v)
     if isinstance(v, (int, np.integer)):
         v = (int(v), int(v))
     v = tuple(int(x) for x in v)
@@ -252,6 +257,10 @@ def bconv2d_output_hw(
 ) -> tuple[int, int]:
     """Output height and width: ``(in + pad_before + pad_after - dilation*(k-1) - 1) // stride + 1``."""
     stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+    return _output_hw(in_hw, kernel, stride, dilation, pads)
+
+
+def _output_hw(in_hw, kernel, stride: tuple[int, int], dilation: tuple[int, int], pads) -> tuple[int, int]:
     hw = []
     for i, (size, k) in enumerate(zip(in_hw, kernel)):
         span = dilation[i] * (k - 1) + 1
@@ -327,7 +336,7 @@ def bconv2d(
     stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
     kernel = (w.shape[1], w.shape[2])
     pads = resolve_padding(padding, (x.shape[1], x.shape[2]), kernel, stride, dilation)
-    oh, ow = bconv2d_output_hw((x.shape[1], x.shape[2]), kernel, stride, dilation, pads)
+    oh, ow = _output_hw((x.shape[1], x.shape[2]), kernel, stride, dilation, pads)
     o = w.shape[0]
     targs = _transform_args(output, o, multiplier, bias, clamp_min, clamp_max, thresholds)
     shape = (x.shape[0], oh, ow, packed_words(o) if output == "bitpacked" else o)
