@@ -7,7 +7,8 @@ Shapes (Bannink et al. 2021, Larq Compute Engine, section 4.1):
     {8, 16, 32, 64}, kernels 3 and 5, stride 1, "same" padding.
 
 onebit: bconv2d on bitpacked NHWC input (bitpacking is a separate op, as LceQuantize in LCE),
-float32 output with fused per-channel multiplier and bias. PyTorch: F.conv2d on float32 NCHW
+float32 output with fused per-channel multiplier and bias (Figure 2 rows also time the
+bitpacked output with thresholds, the binary -> binary case). PyTorch: F.conv2d on float32 NCHW
 with bias, torch.set_num_threads matching ours. Latencies are medians over repeated runs;
 speedups are summarised as in LCE Table 2 (mean, latency-weighted mean = sum of fp32 latencies
 / sum of binary latencies, range). The binary peak of this core is measured in the same run
@@ -93,7 +94,7 @@ def conv_case(rng, hw: int, c: int, k: int):
     return x, w, mult, bias
 
 
-def bench_case(rng, hw: int, c: int, k: int, threads: int, with_ref: bool) -> dict:
+def bench_case(rng, hw: int, c: int, k: int, threads: int, with_ref: bool, with_bitpacked: bool = False) -> dict:
     x, w, mult, bias = conv_case(rng, hw, c, k)
     xp, wp = kernels.bitpack(x), kernels.bitpack(w)
     out = np.empty((1, hw, hw, c), np.float32)
@@ -119,6 +120,12 @@ def bench_case(rng, hw: int, c: int, k: int, threads: int, with_ref: bool) -> di
         "speedup_vs_fp32": tf[0] / tb[0],
         "binary_gmacs": macs / tb[0] / 1e9, "fp32_gmacs": macs / tf[0] / 1e9,
     }
+    if with_bitpacked:
+        th = kernels.binary_output_thresholds(mult, bias)
+        outp = np.empty((1, hw, hw, kernels.packed_words(c)), np.uint32)
+        tp = median_time(lambda: kernels.bconv2d(xp, wp, c, padding="same", output="bitpacked", thresholds=th,
+                                                 out=outp, num_threads=threads))
+        row["binary_bitpacked_out_ms"] = tp[0] * 1e3
     if with_ref:
         with kernels.use_isa("ref"):
             tr = median_time(binary, min_reps=3, budget_s=0.5)
@@ -162,15 +169,16 @@ def main() -> None:
         peak_t = peak_core * threads if peak_core else None
         print(f"\n== {threads} thread(s): LCE Figure 2 convolutions (3x3, same one-padding, batch 1) ==")
         print(f"{'shape':>18} {'fp32 ms':>9} {'binary ms':>10} {'speedup':>8} {'G bMAC/s':>9} {'of peak':>8}"
-              f" {'ref ms':>9} {'vs ref':>7}")
+              f" {'bitp. ms':>9} {'ref ms':>9} {'vs ref':>7}")
         for hw, c in FIGURE2:
-            row = bench_case(rng, hw, c, 3, threads, with_ref=threads == 1)
+            row = bench_case(rng, hw, c, 3, threads, with_ref=threads == 1, with_bitpacked=True)
             row["share_of_peak"] = row["binary_gmacs"] / peak_t if peak_t else None
             results["figure2"].append(row)
             share = f"{100 * row['share_of_peak']:.0f}%" if peak_t else "n/a"
             ref = f"{row['ref_ms']:9.2f} {row['speedup_vs_ref']:6.0f}x" if "ref_ms" in row else ""
             print(f"{f'{hw}x{hw}x{c}x{c}':>18} {row['fp32_ms']:9.3f} {row['binary_ms']:10.3f} "
-                  f"{row['speedup_vs_fp32']:7.1f}x {row['binary_gmacs']:9.1f} {share:>8} {ref}")
+                  f"{row['speedup_vs_fp32']:7.1f}x {row['binary_gmacs']:9.1f} {share:>8} "
+                  f"{row['binary_bitpacked_out_ms']:9.3f} {ref}")
         if args.quick:
             continue
         sweep = []
