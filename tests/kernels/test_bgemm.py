@@ -30,7 +30,7 @@ def out_shape(m, n, output):
 
 @pytest.mark.parametrize("k", EDGE_K)
 def test_accumulator_matches_float_matmul(isa, rng, k):
-    m, n = 5, 11  # not multiples of the 2 x 4 register tile
+    m, n = 11, 11  # AVX2: 8-row kernel for rows 0-7, 3 x 4 tiles for rows 8-10 (edge tiles too)
     a, b, acc = packed_operands(rng, m, n, k)
     out = guarded_empty((m, n), np.int32)
     got = kernels.bgemm(a, b, k, output="int32", out=out)
@@ -53,7 +53,9 @@ def test_long_depth_flushes_byte_counters(isa, rng):
 @pytest.mark.parametrize("output", ["float32", "int8", "bitpacked"])
 @pytest.mark.parametrize("k", [1, 33, 129, 301])
 def test_output_transforms_match_formula_and_ref(isa, rng, output, k):
-    m, n = 6, 70  # 70 columns: 8-wide vector steps plus a scalar tail, 3 output words
+    # 13 rows: the 8-row kernel and the 3 x 4 tiles; 70 columns: 8-wide vector transform
+    # steps plus a scalar tail, 3 output words
+    m, n = 13, 70
     a, b, acc = packed_operands(rng, m, n, k)
     mult, bias = dyadic_params(rng, n)
     lo, hi = (-20.0, 30.0) if output != "bitpacked" else (-np.inf, np.inf)
@@ -68,7 +70,7 @@ def test_output_transforms_match_formula_and_ref(isa, rng, output, k):
 
 @pytest.mark.parametrize("output", ["float32", "int8", "bitpacked"])
 def test_random_float_parameters_are_bit_identical_to_ref(isa, rng, output):
-    k, m, n = 777, 9, 45
+    k, m, n = 777, 17, 45
     a, b, acc = packed_operands(rng, m, n, k)
     mult = (rng.standard_normal(n) * 0.05).astype(np.float32)
     bias = rng.standard_normal(n).astype(np.float32)
