@@ -166,7 +166,11 @@ inline void tile_any(const bword_t* a, std::int64_t lda, const bword_t* b, std::
 // Measured against the 3 x 4 tiles (GEMM only, 1 thread): K = 288: ~163 vs ~95 G MAC/s,
 // K = 576: ~228 vs ~167, K = 1152: ~271 vs ~218, K = 2304: ~312 vs ~302, K = 4096: ~330 vs
 // ~325. The tiles remain for the last m % 8 rows (and m < 8, e.g. a dense layer at batch 1).
-constexpr int kShortRows = 8, kShortCols = 8;
+// Channels per pass (tuning knob; 4, 6, 7 and 8 measured within noise of each other).
+#ifndef ONEBIT_BGEMM_COLS8
+#define ONEBIT_BGEMM_COLS8 8
+#endif
+constexpr int kShortRows = 8, kShortCols = ONEBIT_BGEMM_COLS8;
 
 // acc8[j][r] = k - 2 * popcount over kw words of (row r of `at`) XOR B[min(j, nc-1)], j < 8.
 inline void short_tile(const bword_t* at, std::int64_t kw, const bword_t* b, std::int64_t ldb, int nc,
