@@ -164,7 +164,9 @@ def main() -> None:
               ", ".join(f"{k.replace('_gmacs', '')} {v:.0f}" for k, v in peak.items()))
 
     results: dict = {"isa": kernels.active_isa(), "torch": torch.__version__, "peak_gmacs_per_core": peak,
-                     "figure2": [], "sweep": [], "summary": {}}
+                     "load_average_start": os.getloadavg(), "figure2": [], "sweep": [], "summary": {}}
+    print(f"load average at start: {os.getloadavg()[0]:.1f} (other processes distort timings; "
+          f"compare ratios measured in the same run)")
     for threads in args.threads:
         peak_t = peak_core * threads if peak_core else None
         print(f"\n== {threads} thread(s): LCE Figure 2 convolutions (3x3, same one-padding, batch 1) ==")
@@ -201,6 +203,7 @@ def main() -> None:
         print(f"  slowest relative: {worst['hw']}x{worst['hw']}x{worst['channels']} k{worst['kernel']} "
               f"({worst['speedup_vs_fp32']:.1f}x); best binary throughput {summ['best_gmacs']:.0f} G MAC/s")
 
+    results["load_average_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
     print(f"\nwrote {args.out}")
