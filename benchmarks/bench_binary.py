@@ -44,13 +44,16 @@ SWEEP_KERNELS = [3, 5]
 
 
 def median_time(fn, min_reps: int = 5, budget_s: float = 0.3) -> tuple[float, float, float]:
-    """(median, p10, p90) seconds over repeated calls after one warm-up call."""
-    return interleaved_times([fn], min_reps, budget_s)[0]
+    """(median, p10, p90) seconds over repeated calls after warm-up calls."""
+    return interleaved_times([fn], min_reps, budget_s, rounds=1)[0]
 
 
-def interleaved_times(fns, min_reps: int = 7, budget_s: float = 0.4) -> list[tuple[float, float, float]]:
-    """(median, p10, p90) seconds of each function, timed in alternation (A B A B ...) so that
-    both see the same machine load; one warm-up call each."""
+def interleaved_times(fns, min_reps: int = 10, budget_s: float = 0.4, rounds: int = 5) -> list[tuple[float, float, float]]:
+    """(median, p10, p90) seconds of each function, timed in alternating blocks (A-block,
+    B-block, A-block, ...) so that both see the same machine load. The first call of each
+    block is not timed: PyTorch's OpenMP workers keep spinning on the other cores for a while
+    after a parallel region (libgomp's default wait policy) and would slow the call right after
+    it; our pool's workers block instead."""
     firsts = []
     for fn in fns:
         fn()
@@ -58,12 +61,15 @@ def interleaved_times(fns, min_reps: int = 7, budget_s: float = 0.4) -> list[tup
         fn()
         firsts.append(time.perf_counter() - t0)
     reps = int(max(min_reps, min(200, budget_s / max(sum(firsts), 1e-6))))
+    per_block = max(2, -(-reps // rounds))
     ts: list[list[float]] = [[] for _ in fns]
-    for _ in range(reps):
+    for _ in range(rounds):
         for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            fn()
-            ts[i].append(time.perf_counter() - t0)
+            fn()  # settle (not timed)
+            for _ in range(per_block):
+                t0 = time.perf_counter()
+                fn()
+                ts[i].append(time.perf_counter() - t0)
     return [(float(np.median(t)), float(np.percentile(t, 10)), float(np.percentile(t, 90))) for t in ts]
 
 
