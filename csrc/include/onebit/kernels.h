@@ -5,6 +5,7 @@
 // caller with onebit::parallel_for, so results never depend on the thread count.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "onebit/formats.h"
 
@@ -28,5 +29,108 @@ ONEBIT_DECLARE_BITPACK(ref)
 ONEBIT_DECLARE_BITPACK(avx2)
 ONEBIT_DECLARE_BITPACK(avx512)
 #undef ONEBIT_DECLARE_BITPACK
+
+// ---- binary GEMM / convolution with fused output transforms (LCE section 3.2) -------------
+// Accumulator of a binary dot product of K values (formats.h):  acc = K - 2 * popcount(a XOR b),
+// an exact int32 in [-K, K] (K < 2^24 so that float(acc) is exact too).
+// Output transform applied to acc of output column n (channel), fused in the kernel:
+//   int32     : out = acc (raw accumulator; for tests and for callers that post-process)
+//   f32       : y = fmaf(multiplier[n], float(acc), bias[n]) (one rounding), then
+//               out = min(max(y, clamp_min), clamp_max)   (ReLU: clamp_min = 0)
+//   i8        : y as for f32 (clamped), z = min(max(y, -128), 127), out = nearbyint(z) with the
+//               default rounding mode: round half to even (2.5 -> 2, -0.5 -> -0, 3.5 -> 4)
+//   bitpacked : bit n of the output row (formats.h order) = (acc < threshold[n]) != flip[n].
+//               This equals "fmaf(multiplier[n], acc, bias[n]) < 0" (sign of the exact value
+//               m*acc + b, since a correctly rounded result has the sign of the exact one) when
+//               threshold/flip come from onebit.kernels.binary_output_thresholds:
+//                 m > 0:  m*acc + b < 0  <=>  acc < -b/m      <=>  acc < ceil(-b/m)           flip 0
+//                 m < 0:  m*acc + b < 0  <=>  acc > -b/m      <=>  !(acc < floor(-b/m) + 1)   flip 1
+//                 m = 0:  constant b < 0: threshold INT32_MIN (acc < it never holds), flip = b<0
+//               (thresholds clipped to the int32 range, which |acc| <= K < 2^31 - 1 never reaches).
+//               Padding bits of the last output word are written 0.
+enum class BOutType : std::int32_t { int32 = 0, f32 = 1, i8 = 2, bitpacked = 3 };
+
+struct BOutputTransform {
+  BOutType type = BOutType::int32;
+  const float* multiplier = nullptr;       // [n_total] (f32, i8)
+  const float* bias = nullptr;             // [n_total] (f32, i8)
+  float clamp_min = 0.0f, clamp_max = 0.0f;  // (f32, i8); use +-infinity for "no clamp"
+  const std::int32_t* threshold = nullptr; // [n_total] (bitpacked)
+  const std::uint8_t* flip = nullptr;      // [n_total] 0 or 1 (bitpacked)
+};
+
+// One binary GEMM call: rows [0, m) of A against rows [0, n) of B (both packed along K, kw words
+// per row read), writing output columns [col0, col0 + n) of rows [0, m) of `out`.
+struct BgemmArgs {
+  const bword_t* a = nullptr;  // row r at a + r * lda
+  std::int64_t lda = 0;        // in words
+  const bword_t* b = nullptr;  // row j at b + j * ldb (output column col0 + j)
+  std::int64_t ldb = 0;
+  std::int64_t m = 0, n = 0;
+  std::int64_t kw = 0;         // words per row taking part (padding bits must be 0 in A and B)
+  std::int64_t k = 0;          // true depth K of acc = K - 2 popcount
+  // Optional (nullptr = none): per row r, nullptr or an int32 array indexed by output column,
+  // subtracted from acc before the transform (the zero-padding correction of bconv2d).
+  const std::int32_t* const* row_correction = nullptr;
+  const BOutputTransform* transform = nullptr;  // parameters indexed by output column
+  std::int64_t col0 = 0;
+  // Output row r starts at out + r * ldo elements (int32/f32/i8) or words (bitpacked);
+  // column c is element c (bit c for bitpacked). Bitpacked writes only its own bits, so
+  // callers that split columns across threads must split at multiples of 32.
+  void* out = nullptr;
+  std::int64_t ldo = 0;
+};
+using bgemm_fn = void (*)(const BgemmArgs& args);
+
+// Geometry of a binary 2D convolution. Input NHWC bitpacked along C: [batch, in_h, in_w, in_cw],
+// in_cw = packed_words(channels). Weights OHWI bitpacked along the input channels of a group:
+// [out_c, kh, kw, cw_g], cw_g = packed_words(channels / groups). Output NHWC [batch, out_h,
+// out_w, out_c] (out_c elements, or packed_words(out_c) words when bitpacked).
+// groups > 1 requires (channels / groups) % 32 == 0 (word-aligned groups, as LCE).
+struct BConv2dGeometry {
+  std::int64_t batch = 0, in_h = 0, in_w = 0, channels = 0, in_cw = 0;
+  std::int64_t out_c = 0, kh = 1, kw = 1;
+  std::int64_t stride_h = 1, stride_w = 1, dil_h = 1, dil_w = 1;
+  std::int64_t pad_top = 0, pad_left = 0;  // bottom/right padding is implied by out_h/out_w
+  std::int64_t out_h = 0, out_w = 0;
+  std::int64_t groups = 1;
+  bool zero_padding = false;  // false: one-padding (padded taps are +1, bit 0)
+};
+
+// Zero-padding correction (see bconv2d/zero_padding.cc): per output position, nullptr
+// (no padded tap) or an int32[out_c] to subtract from the one-padded accumulator.
+struct BConv2dZeroPad {
+  std::int64_t n_v = 0, n_h = 0;
+  std::vector<std::int64_t> v_id, h_id;  // [out_h], [out_w] -> interval id, -1 = interior
+  std::vector<std::int32_t> table;       // [n_v + 1][n_h + 1][out_c]
+  const std::int32_t* at(std::int64_t oh, std::int64_t ow) const;
+};
+BConv2dZeroPad bconv2d_zero_pad_plan(const BConv2dGeometry& g, const bword_t* weights);
+
+struct BConv2dArgs {
+  BConv2dGeometry g;
+  const bword_t* input = nullptr;
+  const bword_t* weights = nullptr;
+  const BOutputTransform* transform = nullptr;
+  void* out = nullptr;                      // row p = output position (n, oh, ow) flattened
+  std::int64_t ldo = 0;                     // elements (or words) per output position
+  const BConv2dZeroPad* zero_pad = nullptr; // required by fast paths when g.zero_padding
+};
+// Computes output positions [pos_begin, pos_end) of the flattened (batch, out_h, out_w) grid.
+using bconv2d_fn = void (*)(const BConv2dArgs& args, std::int64_t pos_begin, std::int64_t pos_end);
+
+// im2col + BGEMM driver shared by the fast paths (bconv2d/im2col.cc): blocks of output
+// positions are gathered into rows of kh*kw*cw_g words (padded taps = 0 words = +1) and
+// multiplied with the weights by `gemm`; 1x1 / stride 1 / no padding reads the input directly.
+void bconv2d_im2col(const BConv2dArgs& args, std::int64_t pos_begin, std::int64_t pos_end, bgemm_fn gemm);
+
+#define ONEBIT_DECLARE_BINARY(ns)                                                          \
+  namespace ns {                                                                           \
+  void bgemm(const BgemmArgs& args);                                                       \
+  void bconv2d(const BConv2dArgs& args, std::int64_t pos_begin, std::int64_t pos_end);     \
+  }
+ONEBIT_DECLARE_BINARY(ref)
+ONEBIT_DECLARE_BINARY(avx2)
+#undef ONEBIT_DECLARE_BINARY
 
 }  // namespace onebit

@@ -21,6 +21,12 @@ from onebit.kernels._common import (
     supported_isas,
     use_isa,
 )
+from onebit.kernels.binary import (
+    OutputThresholds,
+    bconv2d,
+    bgemm,
+    binary_output_thresholds,
+)
 from onebit.kernels.bitpack import bitpack, unpack
 
 __all__ = [
@@ -28,6 +34,10 @@ __all__ = [
     "packed_words",
     "bitpack",
     "unpack",
+    "bgemm",
+    "bconv2d",
+    "binary_output_thresholds",
+    "OutputThresholds",
     "supported_isas",
     "active_isa",
     "use_isa",
