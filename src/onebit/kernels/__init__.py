@@ -22,6 +22,17 @@ from onebit.kernels._common import (
     use_isa,
 )
 from onebit.kernels.bitpack import bitpack, unpack
+from onebit.kernels.pool import bmaxpool2d
+from onebit.kernels.ternary import (
+    TERNARY_BLOCK,
+    pack_ternary,
+    quantize_i8,
+    ternary_linear,
+    ternary_row_bytes,
+    tgemm,
+    tgemv,
+    unpack_ternary,
+)
 
 __all__ = [
     "BITS_PER_WORD",
@@ -32,4 +43,13 @@ __all__ = [
     "active_isa",
     "use_isa",
     "kernel_table",
+    "bmaxpool2d",
+    "TERNARY_BLOCK",
+    "ternary_row_bytes",
+    "pack_ternary",
+    "unpack_ternary",
+    "quantize_i8",
+    "tgemv",
+    "tgemm",
+    "ternary_linear",
 ]
