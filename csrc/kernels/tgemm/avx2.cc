@@ -60,70 +60,160 @@ inline void store_result(std::int32_t acc, std::int64_t i, std::int64_t j, float
 }
 
 // ---- tgemv: R packed weight rows . one zero-padded activation row, streaming the weights -----
-// Per 32-byte block: one load gives 128 weights; (v >> 2l) & 3 are the 32 weights k = 32l + j.
+// Per 32-byte block v (128 weights) one shift: with v4 = v >> 4 (16-bit lanes; the bits that
+// cross into a byte are masked off), the four 32-weight groups are
+//     q0 = v & 3,  q2 = v4 & 3   (taken as is)   and   4*q1 = v & 12,  4*q3 = v4 & 12,
+// the last two pre-scaled by 4 and summed in their own accumulators, divided by 4 at the end
+// (exact: every term is a multiple of 4). int16 bounds per lane: a maddubs of 4q (<= 8) with
+// int8 is <= 2*8*128 = 2048; 2 per block, flushed every 4 blocks: <= 16384 < 32767.
 template <int R>
 void gemv_rows(const std::uint8_t* w, std::int64_t row_bytes, const std::int8_t* xp, std::int64_t blocks,
                std::int32_t* res) {
-  const __m256i mask = _mm256_set1_epi8(3), ones16 = _mm256_set1_epi16(1);
-  __m256i acc32[R];
-  for (int r = 0; r < R; ++r) acc32[r] = _mm256_setzero_si256();
-  // 4 maddubs per block and lane: flush every kFlushProducts / 4 blocks.
-  constexpr std::int64_t kFlushBlocks = kFlushProducts / 4;
+  const __m256i lo = _mm256_set1_epi8(3), hi = _mm256_set1_epi8(12), ones16 = _mm256_set1_epi16(1);
+  __m256i acc_a32[R], acc_b32[R];
+  for (int r = 0; r < R; ++r) acc_a32[r] = acc_b32[r] = _mm256_setzero_si256();
+  constexpr std::int64_t kFlushBlocks = 4;
   for (std::int64_t b0 = 0; b0 < blocks; b0 += kFlushBlocks) {
     const std::int64_t b1 = std::min(b0 + kFlushBlocks, blocks);
-    __m256i acc16[R];
-    for (int r = 0; r < R; ++r) acc16[r] = _mm256_setzero_si256();
+    __m256i acc_a[R], acc_b[R];
+    for (int r = 0; r < R; ++r) acc_a[r] = acc_b[r] = _mm256_setzero_si256();
     for (std::int64_t b = b0; b < b1; ++b) {
       const std::int8_t* xb = xp + b * kTq2BlockValues;
       const __m256i x0 = load(xb), x1 = load(xb + 32), x2 = load(xb + 64), x3 = load(xb + 96);
       for (int r = 0; r < R; ++r) {
-        const __m256i v = load(w + r * row_bytes + b * kBlockBytes);
-        __m256i s = _mm256_maddubs_epi16(_mm256_and_si256(v, mask), x0);
-        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 2), mask), x1));
-        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), mask), x2));
-        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 6), mask), x3));
-        acc16[r] = _mm256_add_epi16(acc16[r], s);
+        const __m256i v = load(w + r * row_bytes + b * kBlockBytes), v4 = _mm256_srli_epi16(v, 4);
+        const __m256i a = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(v, lo), x0),
+                                           _mm256_maddubs_epi16(_mm256_and_si256(v4, lo), x2));
+        const __m256i c = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(v, hi), x1),
+                                           _mm256_maddubs_epi16(_mm256_and_si256(v4, hi), x3));
+        acc_a[r] = _mm256_add_epi16(acc_a[r], a);
+        acc_b[r] = _mm256_add_epi16(acc_b[r], c);
       }
     }
-    for (int r = 0; r < R; ++r) acc32[r] = _mm256_add_epi32(acc32[r], _mm256_madd_epi16(acc16[r], ones16));
+    for (int r = 0; r < R; ++r) {
+      acc_a32[r] = _mm256_add_epi32(acc_a32[r], _mm256_madd_epi16(acc_a[r], ones16));
+      acc_b32[r] = _mm256_add_epi32(acc_b32[r], _mm256_madd_epi16(acc_b[r], ones16));
+    }
   }
-  for (int r = 0; r < R; ++r) res[r] = hsum_epi32(acc32[r]);
+  for (int r = 0; r < R; ++r) res[r] = hsum_epi32(acc_a32[r]) + hsum_epi32(acc_b32[r]) / 4;
 }
 
 // ---- tgemm micro-kernel: MR activation rows x NR expanded weight rows, `steps` x 32 bytes ----
 // Weights are bytes q = t + 1 (row stride ldw), activations int8 (row stride ldx); c[i*NR+j]
-// receives sum_k q[j, k] * x[i, k]. MR*NR int16 accumulators + NR weight vectors + 1 temporary
-// fit the 16 ymm registers for 4 x 3.
+// receives sum_k q[j, k] * x[i, k]. The int16 accumulators of one chunk of <= kFlushProducts
+// steps (MR*NR of them, 12 for 4 x 3) stay in registers with the NR weight vectors; the int32
+// sums live in memory and are touched once per chunk.
 template <int MR, int NR>
-void micro(const std::uint8_t* w, std::int64_t ldw, const std::int8_t* x, std::int64_t ldx, std::int64_t steps,
-           std::int32_t* c) {
-  const __m256i ones16 = _mm256_set1_epi16(1);
-  __m256i acc32[MR][NR];
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) acc32[i][j] = _mm256_setzero_si256();
-  for (std::int64_t s0 = 0; s0 < steps; s0 += kFlushProducts) {
-    const std::int64_t s1 = std::min<std::int64_t>(s0 + kFlushProducts, steps);
-    __m256i acc16[MR][NR];
-    for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < NR; ++j) acc16[i][j] = _mm256_setzero_si256();
-    for (std::int64_t s = s0; s < s1; ++s) {
-      __m256i wv[NR];
-      for (int j = 0; j < NR; ++j) wv[j] = load(w + j * ldw + 32 * s);
-      for (int i = 0; i < MR; ++i) {
-        const __m256i xv = load(x + i * ldx + 32 * s);
-        for (int j = 0; j < NR; ++j) acc16[i][j] = _mm256_add_epi16(acc16[i][j], _mm256_maddubs_epi16(wv[j], xv));
-      }
+inline __attribute__((always_inline)) void micro_chunk(const std::uint8_t* w, std::int64_t ldw, const std::int8_t* x,
+                                                       std::int64_t ldx, std::int64_t s0, std::int64_t s1,
+                                                       __m256i* acc32) {
+  __m256i acc16[MR * NR];
+#pragma GCC unroll 16
+  for (int a = 0; a < MR * NR; ++a) acc16[a] = _mm256_setzero_si256();
+  for (std::int64_t s = s0; s < s1; ++s) {
+    __m256i wv[NR];
+#pragma GCC unroll 4
+    for (int j = 0; j < NR; ++j) wv[j] = load(w + j * ldw + 32 * s);
+#pragma GCC unroll 4
+    for (int i = 0; i < MR; ++i) {
+      const std::int8_t* xi = x + i * ldx + 32 * s;
+#pragma GCC unroll 4
+      for (int j = 0; j < NR; ++j) acc16[i * NR + j] = _mm256_add_epi16(acc16[i * NR + j], _mm256_maddubs_epi16(wv[j], load(xi)));
     }
-    for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < NR; ++j) acc32[i][j] = _mm256_add_epi32(acc32[i][j], _mm256_madd_epi16(acc16[i][j], ones16));
   }
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) c[i * NR + j] = hsum_epi32(acc32[i][j]);
+  const __m256i ones16 = _mm256_set1_epi16(1);
+#pragma GCC unroll 16
+  for (int a = 0; a < MR * NR; ++a) acc32[a] = _mm256_add_epi32(acc32[a], _mm256_madd_epi16(acc16[a], ones16));
 }
 
-constexpr int kMR = 4, kNR = 3;
+// The 4 x 3 chunk in inline assembly: GCC 12 hoists all 12 maddubs of a step before their adds
+// and spills 8 of the 12 int16 accumulators (~2x slower). Here the 12 accumulators, the 3
+// weight vectors (ymm12-14) and one temporary (ymm15) use all 16 registers; activations are
+// memory operands (12 L1 loads + 3 weight loads per 12 maddubs).
+template <>
+inline __attribute__((always_inline)) void micro_chunk<4, 3>(const std::uint8_t* w, std::int64_t ldw,
+                                                             const std::int8_t* x, std::int64_t ldx,
+                                                             std::int64_t s0, std::int64_t s1, __m256i* acc32) {
+  __m256i a00 = _mm256_setzero_si256(), a01 = a00, a02 = a00, a10 = a00, a11 = a00, a12 = a00, a20 = a00,
+          a21 = a00, a22 = a00, a30 = a00, a31 = a00, a32 = a00;
+  for (std::int64_t s = s0; s < s1; ++s) {
+    const std::uint8_t* pw = w + 32 * s;
+    const std::int8_t* px = x + 32 * s;
+#define ONEBIT_ROW(xi, c0, c1, c2)                                        \
+  "vpmaddubsw " xi ", %%ymm12, %%ymm15\n\t vpaddw %%ymm15, " c0 ", " c0 "\n\t" \
+  "vpmaddubsw " xi ", %%ymm13, %%ymm15\n\t vpaddw %%ymm15, " c1 ", " c1 "\n\t" \
+  "vpmaddubsw " xi ", %%ymm14, %%ymm15\n\t vpaddw %%ymm15, " c2 ", " c2 "\n\t"
+    const std::int8_t* px2 = px + 2 * ldx;
+    __asm__(
+        "vmovdqu (%[pw]), %%ymm12\n\t"
+        "vmovdqu (%[pw],%[ldw],1), %%ymm13\n\t"
+        "vmovdqu (%[pw],%[ldw],2), %%ymm14\n\t"
+        ONEBIT_ROW("(%[px])", "%[a00]", "%[a01]", "%[a02]")
+        ONEBIT_ROW("(%[px],%[ldx],1)", "%[a10]", "%[a11]", "%[a12]")
+        ONEBIT_ROW("(%[px2])", "%[a20]", "%[a21]", "%[a22]")
+        ONEBIT_ROW("(%[px2],%[ldx],1)", "%[a30]", "%[a31]", "%[a32]")
+        : [a00] "+x"(a00), [a01] "+x"(a01), [a02] "+x"(a02), [a10] "+x"(a10), [a11] "+x"(a11), [a12] "+x"(a12),
+          [a20] "+x"(a20), [a21] "+x"(a21), [a22] "+x"(a22), [a30] "+x"(a30), [a31] "+x"(a31), [a32] "+x"(a32)
+        : [pw] "r"(pw), [ldw] "r"(ldw), [px] "r"(px), [px2] "r"(px2), [ldx] "r"(ldx)
+        : "xmm12", "xmm13", "xmm14", "xmm15", "memory");
+#undef ONEBIT_ROW
+  }
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  const __m256i a[12] = {a00, a01, a02, a10, a11, a12, a20, a21, a22, a30, a31, a32};
+  for (int i = 0; i < 12; ++i) acc32[i] = _mm256_add_epi32(acc32[i], _mm256_madd_epi16(a[i], ones16));
+}
+
+// The 3 x 3 chunk in inline assembly: 9 accumulators, 3 weight vectors (ymm12-14), the
+// activation vector (ymm11) and a temporary (ymm15): 6 loads per 9 maddubs.
+template <>
+inline __attribute__((always_inline)) void micro_chunk<3, 3>(const std::uint8_t* w, std::int64_t ldw,
+                                                             const std::int8_t* x, std::int64_t ldx,
+                                                             std::int64_t s0, std::int64_t s1, __m256i* acc32) {
+  __m256i a00 = _mm256_setzero_si256(), a01 = a00, a02 = a00, a10 = a00, a11 = a00, a12 = a00, a20 = a00,
+          a21 = a00, a22 = a00;
+  for (std::int64_t s = s0; s < s1; ++s) {
+    const std::uint8_t* pw = w + 32 * s;
+    const std::int8_t* px = x + 32 * s;
+#define ONEBIT_ROW(xi, c0, c1, c2)                                        \
+  "vmovdqu " xi ", %%ymm11\n\t"                                          \
+  "vpmaddubsw %%ymm11, %%ymm12, %%ymm15\n\t vpaddw %%ymm15, " c0 ", " c0 "\n\t" \
+  "vpmaddubsw %%ymm11, %%ymm13, %%ymm15\n\t vpaddw %%ymm15, " c1 ", " c1 "\n\t" \
+  "vpmaddubsw %%ymm11, %%ymm14, %%ymm15\n\t vpaddw %%ymm15, " c2 ", " c2 "\n\t"
+    __asm__(
+        "vmovdqu (%[pw]), %%ymm12\n\t"
+        "vmovdqu (%[pw],%[ldw],1), %%ymm13\n\t"
+        "vmovdqu (%[pw],%[ldw],2), %%ymm14\n\t"
+        ONEBIT_ROW("(%[px])", "%[a00]", "%[a01]", "%[a02]")
+        ONEBIT_ROW("(%[px],%[ldx],1)", "%[a10]", "%[a11]", "%[a12]")
+        ONEBIT_ROW("(%[px],%[ldx],2)", "%[a20]", "%[a21]", "%[a22]")
+        : [a00] "+x"(a00), [a01] "+x"(a01), [a02] "+x"(a02), [a10] "+x"(a10), [a11] "+x"(a11), [a12] "+x"(a12),
+          [a20] "+x"(a20), [a21] "+x"(a21), [a22] "+x"(a22)
+        : [pw] "r"(pw), [ldw] "r"(ldw), [px] "r"(px), [ldx] "r"(ldx)
+        : "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "memory");
+#undef ONEBIT_ROW
+  }
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  const __m256i a[9] = {a00, a01, a02, a10, a11, a12, a20, a21, a22};
+  for (int i = 0; i < 9; ++i) acc32[i] = _mm256_add_epi32(acc32[i], _mm256_madd_epi16(a[i], ones16));
+}
+
+template <int MR, int NR>
+void micro(const std::uint8_t* w, std::int64_t ldw, const std::int8_t* x, std::int64_t ldx, std::int64_t s_begin,
+           std::int64_t s_end, std::int32_t* c) {
+  alignas(32) __m256i acc32[MR * NR];
+  for (int a = 0; a < MR * NR; ++a) acc32[a] = _mm256_setzero_si256();
+  for (std::int64_t s0 = s_begin; s0 < s_end; s0 += kFlushProducts) {
+    micro_chunk<MR, NR>(w, ldw, x, ldx, s0, std::min<std::int64_t>(s0 + kFlushProducts, s_end), acc32);
+  }
+  for (int a = 0; a < MR * NR; ++a) c[a] += hsum_epi32(acc32[a]);
+}
+
+#ifndef ONEBIT_TGEMM_MR
+#define ONEBIT_TGEMM_MR 4
+#endif
+constexpr int kMR = ONEBIT_TGEMM_MR, kNR = 3;
 using MicroFn = void (*)(const std::uint8_t*, std::int64_t, const std::int8_t*, std::int64_t, std::int64_t,
-                         std::int32_t*);
+                         std::int64_t, std::int32_t*);
 template <int MR>
 constexpr MicroFn micro_for(int nr) {
   return nr == 1 ? &micro<MR, 1> : nr == 2 ? &micro<MR, 2> : &micro<MR, 3>;
@@ -177,35 +267,45 @@ void tgemm(const std::uint8_t* w, std::int64_t n, std::int64_t k, float w_scale,
            const float* x_scale, std::int64_t m, float* out, std::int32_t* acc_out, std::int64_t ldo) {
   if (m <= 0 || n <= 0) return;
   const std::int64_t blocks = tq2_blocks(k), row_bytes = tq2_row_bytes(k);
-  const std::int64_t kp = blocks * kTq2BlockValues;  // expanded row stride
   const std::int64_t k32 = (k + 31) / 32 * 32, steps = k32 / 32;
-  // Activations: used in place when K is a multiple of 32, else from a zero-padded copy.
-  std::vector<std::int8_t> xpad;
-  const std::int8_t* xs = x;
-  std::int64_t ldx = k;
-  if (k32 != k) {
-    xpad = pad_rows(x, m, k, k32);
-    xs = xpad.data();
-    ldx = k32;
-  }
+  // Row strides of the expanded weights and of the activation copy: 64 bytes more than a
+  // multiple of 128, so the 7 rows a micro-kernel streams never share one L1 set (a stride
+  // that is a multiple of 4 KiB would put them all in the same set).
+  const std::int64_t ldw = blocks * kTq2BlockValues + 64, ldx = k32 + 64;
+  const std::vector<std::int8_t> xpad = pad_rows(x, m, k, ldx);
+  const std::int8_t* xs = xpad.data();
   std::vector<std::int32_t> xsum(static_cast<size_t>(m));
   std::vector<float> mult(static_cast<size_t>(m));
   for (std::int64_t i = 0; i < m; ++i) {
     xsum[i] = row_sum(xs + i * ldx, k32);
     mult[i] = w_scale / x_scale[i];
   }
-  // Block of weight rows expanded at once: ~256 KiB (L2-resident), a multiple of kNR rows.
-  const std::int64_t nb_max = std::max<std::int64_t>(kNR, (256 * 1024 / kp) / kNR * kNR);
-  std::vector<std::uint8_t> wexp(static_cast<size_t>(std::min(nb_max, n) * kp));
-  std::int32_t c[kMR * kNR];
+  // Blocking: nb weight rows expanded at once (~256 KiB, L2-resident, a multiple of kNR);
+  // K in chunks of kKC steps (4 KiB per row) so the kMR activation rows and kNR weight rows a
+  // micro-kernel reads (7 x 4 KiB) stay in L1 while the tile loops over the chunk.
+#ifndef ONEBIT_TGEMM_KC
+#define ONEBIT_TGEMM_KC 128
+#endif
+  constexpr std::int64_t kKC = ONEBIT_TGEMM_KC;
+  const std::int64_t nb_max = std::max<std::int64_t>(kNR, (256 * 1024 / ldw) / kNR * kNR);
+  std::vector<std::uint8_t> wexp(static_cast<size_t>(std::min(nb_max, n) * ldw));
+  std::vector<std::int32_t> ctile(static_cast<size_t>(kMR * nb_max));
   for (std::int64_t j0 = 0; j0 < n; j0 += nb_max) {
     const std::int64_t nb = std::min(nb_max, n - j0);
-    for (std::int64_t r = 0; r < nb; ++r) expand_row(w + (j0 + r) * row_bytes, blocks, wexp.data() + r * kp);
+    for (std::int64_t r = 0; r < nb; ++r) expand_row(w + (j0 + r) * row_bytes, blocks, wexp.data() + r * ldw);
     for (std::int64_t i0 = 0; i0 < m; i0 += kMR) {
       const int mr = static_cast<int>(std::min<std::int64_t>(kMR, m - i0));
+      std::fill(ctile.begin(), ctile.end(), 0);
+      for (std::int64_t s0 = 0; s0 < steps; s0 += kKC) {
+        const std::int64_t s1 = std::min(s0 + kKC, steps);
+        for (std::int64_t jj = 0; jj < nb; jj += kNR) {
+          const int nr = static_cast<int>(std::min<std::int64_t>(kNR, nb - jj));
+          micro_table(mr, nr)(wexp.data() + jj * ldw, ldw, xs + i0 * ldx, ldx, s0, s1, ctile.data() + jj * kMR);
+        }
+      }
       for (std::int64_t jj = 0; jj < nb; jj += kNR) {
         const int nr = static_cast<int>(std::min<std::int64_t>(kNR, nb - jj));
-        micro_table(mr, nr)(wexp.data() + jj * kp, kp, xs + i0 * ldx, ldx, steps, c);
+        const std::int32_t* c = ctile.data() + jj * kMR;  // [mr][nr] of this tile
         for (int i = 0; i < mr; ++i)
           for (int j = 0; j < nr; ++j)
             store_result(c[i * nr + j] - xsum[i0 + i], i0 + i, j0 + jj + j, mult[i0 + i], out, acc_out, ldo);
