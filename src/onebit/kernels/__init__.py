@@ -22,7 +22,7 @@ from onebit.kernels._common import (
     use_isa,
 )
 from onebit.kernels.bitpack import bitpack, unpack
-from onebit.kernels.pool import bmaxpool2d
+from onebit.kernels.pool import bmaxpool2d, pool_padding
 from onebit.kernels.ternary import (
     TERNARY_BLOCK,
     pack_ternary,
@@ -44,6 +44,7 @@ __all__ = [
     "use_isa",
     "kernel_table",
     "bmaxpool2d",
+    "pool_padding",
     "TERNARY_BLOCK",
     "ternary_row_bytes",
     "pack_ternary",

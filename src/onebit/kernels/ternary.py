@@ -47,7 +47,7 @@ def _ternarize(w: np.ndarray) -> tuple[np.ndarray, float]:
     ``t = clip(round(W / gamma), -1, 1)`` (round half to even, like ``torch.round``)."""
     w32 = w.astype(np.float32, copy=False)
     gamma = np.float32(max(float(np.abs(w32, dtype=np.float32).mean(dtype=np.float64)), _EPS))
-    t = np.clip(np.rint(w32 * (np.float32(1.0) / gamma)), -1, 1).astype(np.int8)
+    t = np.clip(np.rint(w32 / gamma), -1, 1).astype(np.int8)
     return t, float(gamma)
 
 
