@@ -46,9 +46,29 @@ std::int32_t row_sum(const std::int8_t* x, std::int64_t n) {
   return hsum_epi32(acc);
 }
 
+// A zero-initialized scratch buffer whose data() is 64-byte aligned, so that 32-byte loads
+// never straddle two cache lines (a straddling load costs two L1 accesses).
+template <class T>
+class Scratch {
+ public:
+  explicit Scratch(std::int64_t count) : storage_(static_cast<size_t>(count) * sizeof(T) + 64, 0) {
+    const auto addr = reinterpret_cast<std::uintptr_t>(storage_.data());
+    data_ = reinterpret_cast<T*>(storage_.data() + ((64 - addr % 64) % 64));
+  }
+  Scratch(Scratch&&) = default;  // the vector's buffer moves with it, so data_ stays valid
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  T* data() { return data_; }
+  const T* data() const { return data_; }
+
+ private:
+  std::vector<unsigned char> storage_;
+  T* data_;
+};
+
 // Copies m rows of k int8 (stride k) into rows of `padded` >= k bytes, zero tail.
-std::vector<std::int8_t> pad_rows(const std::int8_t* x, std::int64_t m, std::int64_t k, std::int64_t padded) {
-  std::vector<std::int8_t> out(static_cast<size_t>(m * padded), 0);
+Scratch<std::int8_t> pad_rows(const std::int8_t* x, std::int64_t m, std::int64_t k, std::int64_t padded) {
+  Scratch<std::int8_t> out(m * padded);
   for (std::int64_t i = 0; i < m; ++i) std::memcpy(out.data() + i * padded, x + i * k, static_cast<size_t>(k));
   return out;
 }
@@ -81,6 +101,9 @@ void gemv_rows(const std::uint8_t* w, std::int64_t row_bytes, const std::int8_t*
       const std::int8_t* xb = xp + b * kTq2BlockValues;
       const __m256i x0 = load(xb), x1 = load(xb + 32), x2 = load(xb + 64), x3 = load(xb + 96);
       for (int r = 0; r < R; ++r) {
+        // The rows of the next group start R rows further: prefetch them at the same offset so
+        // that short rows (1-4 KiB) do not wait for the hardware prefetcher to train on them.
+        _mm_prefetch(reinterpret_cast<const char*>(w + (R + r) * row_bytes + b * kBlockBytes), _MM_HINT_T0);
         const __m256i v = load(w + r * row_bytes + b * kBlockBytes), v4 = _mm256_srli_epi16(v, 4);
         const __m256i a = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(v, lo), x0),
                                            _mm256_maddubs_epi16(_mm256_and_si256(v4, lo), x2));
@@ -245,9 +268,12 @@ void expand_row(const std::uint8_t* src, std::int64_t blocks, std::uint8_t* dst)
 void tgemv(const std::uint8_t* w, std::int64_t n, std::int64_t k, float w_scale, const std::int8_t* x,
            const float* x_scale, std::int64_t m, float* out, std::int32_t* acc_out, std::int64_t ldo) {
   const std::int64_t blocks = tq2_blocks(k), row_bytes = tq2_row_bytes(k);
-  constexpr int R = 4;
+#ifndef ONEBIT_TGEMV_ROWS
+#define ONEBIT_TGEMV_ROWS 4
+#endif
+  constexpr int R = ONEBIT_TGEMV_ROWS;
   for (std::int64_t i = 0; i < m; ++i) {
-    const std::vector<std::int8_t> xp = pad_rows(x + i * k, 1, k, blocks * kTq2BlockValues);
+    const Scratch<std::int8_t> xp = pad_rows(x + i * k, 1, k, blocks * kTq2BlockValues);
     const std::int32_t xsum = row_sum(xp.data(), blocks * kTq2BlockValues);
     const float mult = w_scale / x_scale[i];
     std::int32_t res[R];
@@ -272,7 +298,7 @@ void tgemm(const std::uint8_t* w, std::int64_t n, std::int64_t k, float w_scale,
   // multiple of 128, so the 7 rows a micro-kernel streams never share one L1 set (a stride
   // that is a multiple of 4 KiB would put them all in the same set).
   const std::int64_t ldw = blocks * kTq2BlockValues + 64, ldx = k32 + 64;
-  const std::vector<std::int8_t> xpad = pad_rows(x, m, k, ldx);
+  const Scratch<std::int8_t> xpad = pad_rows(x, m, k, ldx);
   const std::int8_t* xs = xpad.data();
   std::vector<std::int32_t> xsum(static_cast<size_t>(m));
   std::vector<float> mult(static_cast<size_t>(m));
@@ -288,7 +314,7 @@ void tgemm(const std::uint8_t* w, std::int64_t n, std::int64_t k, float w_scale,
 #endif
   constexpr std::int64_t kKC = ONEBIT_TGEMM_KC;
   const std::int64_t nb_max = std::max<std::int64_t>(kNR, (256 * 1024 / ldw) / kNR * kNR);
-  std::vector<std::uint8_t> wexp(static_cast<size_t>(std::min(nb_max, n) * ldw));
+  Scratch<std::uint8_t> wexp(std::min(nb_max, n) * ldw);
   std::vector<std::int32_t> ctile(static_cast<size_t>(kMR * nb_max));
   for (std::int64_t j0 = 0; j0 < n; j0 += nb_max) {
     const std::int64_t nb = std::min(nb_max, n - j0);
