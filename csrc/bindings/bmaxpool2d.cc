@@ -14,7 +14,7 @@ void bmaxpool2d(const CArray<const bword_t>& x, int64_t channels, int kernel_h, 
                 nb::ndarray<bword_t, nb::c_contig, nb::device::cpu> out, int num_threads) {
   check_threads(num_threads);
   if (x.ndim() != 4) throw std::invalid_argument("bmaxpool2d: expected input of shape (N, H, W, words)");
-  if (channels < 1 || x.shape(3) != packed_words(channels)) {
+  if (channels < 1 || static_cast<int64_t>(x.shape(3)) != packed_words(channels)) {
     throw std::invalid_argument("bmaxpool2d: channels=" + std::to_string(channels) + " needs " +
                                 std::to_string(packed_words(channels)) + " words, got " + std::to_string(x.shape(3)));
   }
@@ -44,8 +44,8 @@ void bmaxpool2d(const CArray<const bword_t>& x, int64_t channels, int kernel_h, 
   s.out_h = (span_h - kernel_h) / stride_h + 1;
   s.out_w = (span_w - kernel_w) / stride_w + 1;
   const int64_t words = packed_words(channels);
-  if (out.ndim() != 4 || out.shape(0) != s.batch || out.shape(1) != s.out_h || out.shape(2) != s.out_w ||
-      out.shape(3) != words) {
+  auto dim = [&](size_t d) { return static_cast<int64_t>(out.shape(d)); };
+  if (out.ndim() != 4 || dim(0) != s.batch || dim(1) != s.out_h || dim(2) != s.out_w || dim(3) != words) {
     throw std::invalid_argument("bmaxpool2d: output must have shape (" + std::to_string(s.batch) + ", " +
                                 std::to_string(s.out_h) + ", " + std::to_string(s.out_w) + ", " +
                                 std::to_string(words) + ")");

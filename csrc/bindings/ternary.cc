@@ -24,7 +24,7 @@ template <class A>
 void expect_shape(const A& a, std::initializer_list<int64_t> want, const char* what) {
   bool ok = a.ndim() == want.size();
   size_t d = 0;
-  for (int64_t w : want) ok = ok && d < a.ndim() && a.shape(d++) == w;
+  for (int64_t w : want) ok = ok && d < a.ndim() && static_cast<int64_t>(a.shape(d++)) == w;
   if (!ok) {
     std::vector<int64_t> ws(want);
     throw std::invalid_argument(std::string(what) + ": expected shape " + shape_str(ws.size(), ws.data()) +
@@ -54,7 +54,7 @@ void ternary_matmul(const char* op, const CArray<const std::uint8_t>& w, float w
   check_threads(num_threads);
   if (x.ndim() != 2) throw std::invalid_argument(std::string(op) + ": expected x of shape (M, K)");
   const int64_t m = x.shape(0), k = x.shape(1);
-  if (w.ndim() != 2 || w.shape(1) != tq2_row_bytes(k)) {
+  if (w.ndim() != 2 || static_cast<int64_t>(w.shape(1)) != tq2_row_bytes(k)) {
     throw std::invalid_argument(std::string(op) + ": K=" + std::to_string(k) + " needs packed weights of shape (N, " +
                                 std::to_string(tq2_row_bytes(k)) + "), got " + shape_str(w.ndim(), w.shape_ptr()));
   }
