@@ -185,6 +185,21 @@ def test_extreme_activations_do_not_saturate(isa, rng, op):
     check_matmul(fn, rng, m, n, 4100, x_range=(-128, 128))
 
 
+@pytest.mark.parametrize("op", ["tgemv", "tgemm"])
+def test_empty_shapes(isa, op):
+    fn = getattr(kernels, op)
+    packed, _ = kernels.pack_ternary(np.zeros((5, 0), np.int8))
+    assert packed.shape == (5, 0)
+    y = fn(packed, 1.0, np.zeros((2, 0), np.int8), np.ones(2, np.float32))
+    np.testing.assert_array_equal(y, np.zeros((2, 5), np.float32))
+    packed, _ = kernels.pack_ternary(np.ones((4, 40), np.int8))
+    assert fn(packed, 1.0, np.zeros((0, 40), np.int8), np.ones(0, np.float32)).shape == (0, 4)
+    packed, _ = kernels.pack_ternary(np.ones((0, 40), np.int8))
+    assert fn(packed, 1.0, np.ones((3, 40), np.int8), np.ones(3, np.float32)).shape == (3, 0)
+    q, s = kernels.quantize_i8(np.zeros((0, 7), np.float32))
+    assert q.shape == (0, 7) and s.shape == (0,)
+
+
 def test_ternary_linear_matches_torch_bitlinear(rng):
     torch = pytest.importorskip("torch")
     w = rng.standard_normal((40, 300)).astype(np.float32)

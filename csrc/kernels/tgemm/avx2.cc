@@ -244,6 +244,11 @@ void tgemv(const std::uint8_t* w, std::int64_t n, std::int64_t k, float w_scale,
 void tgemm(const std::uint8_t* w, std::int64_t n, std::int64_t k, float w_scale, const std::int8_t* x,
            const float* x_scale, std::int64_t m, float* out, std::int32_t* acc_out, std::int64_t ldo) {
   if (m <= 0 || n <= 0) return;
+  if (k <= 0) {  // empty sums
+    for (std::int64_t i = 0; i < m; ++i)
+      for (std::int64_t j = 0; j < n; ++j) store_result(0, i, j, w_scale / x_scale[i], out, acc_out, ldo);
+    return;
+  }
   const std::int64_t blocks = tq2_blocks(k), row_bytes = tq2_row_bytes(k), S = 4 * blocks;
   const std::int64_t m_tiles = (m + kMR - 1) / kMR, n_tiles = (n + kNR - 1) / kNR;
   Scratch<std::int8_t> xt(m_tiles * S * kXTile);
