@@ -15,6 +15,8 @@ Formats (``csrc/include/onebit/formats.h``, "tq2"):
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from onebit._native import _C
@@ -35,6 +37,7 @@ __all__ = [
 TERNARY_BLOCK = 128  # weights per 32-byte block
 _BLOCK_BYTES = TERNARY_BLOCK // 4
 _EPS = 1e-5
+_U8, _I8, _I32, _F32 = np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.int32), np.dtype(np.float32)
 
 
 def ternary_row_bytes(k: int) -> int:
@@ -94,14 +97,14 @@ def unpack_ternary(packed: np.ndarray, k: int) -> np.ndarray:
 
 def _check_packed(packed: object, k: int, op: str) -> np.ndarray:
     packed = as_array(packed, "packed")
-    if packed.dtype != np.uint8:
+    if packed.dtype != _U8:
         raise DTypeError(f"{op} expects packed ternary weights as uint8 (from pack_ternary), got {packed.dtype}")
     if k < 0 or packed.ndim != 2 or packed.shape[1] != ternary_row_bytes(k):
         raise ShapeError(
             f"{op}: K={k} needs packed weights of shape (N, {ternary_row_bytes(max(k, 0))}), got {packed.shape}; "
             "K is the activations' last axis and must be the K the weights were packed with"
         )
-    return np.ascontiguousarray(packed)
+    return packed if packed.flags.c_contiguous else np.ascontiguousarray(packed)
 
 
 def _check_out(out: np.ndarray | None, shape: tuple[int, ...], dtype, name: str) -> np.ndarray:
@@ -125,26 +128,29 @@ def quantize_i8(
     (round half to even), so ``x ~= x_q / x_scale``. ``out=(q, scale)`` writes into given arrays.
     """
     x = as_array(x, "x")
-    if x.dtype != np.float32:
+    if x.dtype != _F32:
         raise DTypeError(f"quantize_i8 expects float32 activations, got {x.dtype}; use x.astype(np.float32)")
     if x.ndim < 1:
         raise ShapeError("quantize_i8 expects an array of shape (..., K), got a scalar")
     lead, k = x.shape[:-1], x.shape[-1]
-    q = _check_out(None if out is None else out[0], x.shape, np.int8, "out[0]")
-    s = _check_out(None if out is None else out[1], lead, np.float32, "out[1]")
-    m = int(np.prod(lead, dtype=np.int64))
-    _C.quantize_i8(
-        np.ascontiguousarray(x).reshape(m, k), q.reshape(m, k), s.reshape(m), check_threads(num_threads)
-    )
+    q = _check_out(None if out is None else out[0], x.shape, _I8, "out[0]")
+    s = _check_out(None if out is None else out[1], lead, _F32, "out[1]")
+    m = math.prod(lead)
+    if not x.flags.c_contiguous:
+        x = np.ascontiguousarray(x)
+    _C.quantize_i8(x.reshape(m, k), q.reshape(m, k), s.reshape(m), check_threads(num_threads))
     return q, s
 
 
+
+
 def _matmul(op: str, packed, w_scale, x_q, x_scale, num_threads, out, out_dtype) -> np.ndarray:
+    # Kept lean: this runs once per linear layer per decoded token.
     x_q = as_array(x_q, "x_q")
     x_scale = as_array(x_scale, "x_scale")
-    if x_q.dtype != np.int8:
+    if x_q.dtype != _I8:
         raise DTypeError(f"{op} expects int8 activations (from quantize_i8), got {x_q.dtype}")
-    if x_scale.dtype != np.float32:
+    if x_scale.dtype != _F32:
         raise DTypeError(f"{op} expects float32 x_scale (from quantize_i8), got {x_scale.dtype}")
     if x_q.ndim < 1:
         raise ShapeError(f"{op} expects activations of shape (..., K), got a scalar")
@@ -152,21 +158,21 @@ def _matmul(op: str, packed, w_scale, x_q, x_scale, num_threads, out, out_dtype)
     if x_scale.shape != lead:
         raise ShapeError(f"{op}: x_scale must have shape {lead} (one scale per row of x_q), got {x_scale.shape}")
     packed = _check_packed(packed, k, op)
-    out_dtype = np.dtype(out_dtype)
-    if out_dtype not in (np.float32, np.int32):
+    out_dtype = out_dtype if isinstance(out_dtype, np.dtype) else np.dtype(out_dtype)
+    if out_dtype == _F32:
+        fn = _C.tgemv_f32 if op == "tgemv" else _C.tgemm_f32
+    elif out_dtype == _I32:
+        fn = _C.tgemv_i32 if op == "tgemv" else _C.tgemm_i32
+    else:
         raise DTypeError(f"{op}: out_dtype must be float32 (scaled) or int32 (raw accumulators), got {out_dtype}")
     n = packed.shape[0]
-    m = int(np.prod(lead, dtype=np.int64))
-    result = _check_out(out, lead + (n,), out_dtype, "out")
-    fn = getattr(_C, f"{op}_{'f32' if out_dtype == np.float32 else 'i32'}")
-    fn(
-        packed,
-        float(w_scale),
-        np.ascontiguousarray(x_q).reshape(m, k),
-        np.ascontiguousarray(x_scale).reshape(m),
-        result.reshape(m, n),
-        check_threads(num_threads),
-    )
+    m = math.prod(lead)
+    result = _check_out(out, (*lead, n), out_dtype, "out")
+    if not x_q.flags.c_contiguous:
+        x_q = np.ascontiguousarray(x_q)
+    if not x_scale.flags.c_contiguous:
+        x_scale = np.ascontiguousarray(x_scale)
+    fn(packed, float(w_scale), x_q.reshape(m, k), x_scale.reshape(m), result.reshape(m, n), check_threads(num_threads))
     return result
 
 
@@ -213,6 +219,6 @@ def ternary_linear(x: np.ndarray, packed: np.ndarray, w_scale: float, *, num_thr
     multiply by the packed ternary weights, rescale: ``y ~= x @ (w_scale * t).T``, float32 ``(..., N)``.
     Uses :func:`tgemv` for a single token and :func:`tgemm` otherwise."""
     x_q, x_scale = quantize_i8(x, num_threads=num_threads)
-    rows = int(np.prod(x_q.shape[:-1], dtype=np.int64))
+    rows = math.prod(x_q.shape[:-1])
     op = tgemv if rows == 1 else tgemm
     return op(packed, w_scale, x_q, x_scale, num_threads=num_threads)
