@@ -37,8 +37,8 @@ namespace onebit {
 //   * field value q = t + 1 in {0, 1, 2} (3 is never written);
 //   * byte j (0..31) of block b holds the weights k = 128*b + 32*l + j for l = 0..3,
 //     weight l in bits [2l, 2l+1]  (the interleaving of llama.cpp's TQ2_0 `qs`, 128-value blocks):
-//     one 32-byte load expands to 128 weights with 3 shifts and 4 masks (x >> 2l) & 3, each
-//     giving 32 consecutive weights in natural order;
+//     one 32-byte load v expands to 128 weights, (v >> 2l) & 3 giving the 32 consecutive
+//     weights 32l..32l+31 in natural order (tgemv needs a single shift, see tgemm/avx2.cc);
 //   * the tail of the last block (k >= K) holds q = 1, i.e. t = 0, so it adds nothing.
 // Rows are contiguous: packed tensor [N, tq2_row_bytes(K)] uint8 for a weight matrix [N, K].
 // The per-tensor scale is gamma = mean|W| (bitnet eq. 3): W ~= gamma * t.
