@@ -5,9 +5,12 @@
 // handling, and
 //     sum_k t[k] * x[k] = sum_k q[k] * x[k] - sum_k x[k]          (row sum of x, once per row).
 // Numeric invariants:
-//   * maddubs never saturates: each int16 lane is q0*x0 + q1*x1 with |.| <= 2*2*128 = 512;
-//   * maddubs results are summed in int16 lanes for at most 32 products per lane
-//     (|.| <= 32*512 = 16384 < 32767), then widened with _mm256_madd_epi16(., 1) into int32;
+//   * maddubs never saturates: each int16 lane is q0*x0 + q1*x1 in [2*2*(-128), 2*2*127] =
+//     [-512, 508] (q >= 0, so the sign of each product is the sign of x);
+//   * maddubs results are summed in int16 lanes for at most 64 products per lane:
+//     [64*(-512), 64*508] = [-32768, 32512] fits int16 exactly (wrapping adds never wrap), then
+//     they are widened with _mm256_madd_epi16(., 1) into int32. This holds for every int8
+//     activation, -128 included (quantize_i8 itself only produces [-127, 127]);
 //   * int32 sums are exact for K < 2^22 (|acc| <= 4 * 128 * K with tgemv's pre-scaled groups),
 //     i.e. the ref's integer result exactly;
 //   * the float output is float(acc) * (w_scale / x_scale[i]), the same two float operations as
@@ -26,7 +29,7 @@ namespace onebit::avx2 {
 namespace {
 
 constexpr int kBlockBytes = static_cast<int>(sizeof(tq2_block));  // 32 bytes = 128 weights
-constexpr int kFlushProducts = 32;  // maddubs results summed per int16 lane before widening
+constexpr int kFlushProducts = 64;  // maddubs results summed per int16 lane before widening
 
 inline __m256i load(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
@@ -86,14 +89,15 @@ inline void store_result(std::int32_t acc, std::int64_t i, std::int64_t j, float
 //     q0 = v & 3,  q2 = v4 & 3   (taken as is)   and   4*q1 = v & 12,  4*q3 = v4 & 12,
 // the last two pre-scaled by 4 and summed in their own accumulators, divided by 4 at the end
 // (exact: every term is a multiple of 4). int16 bounds per lane: a maddubs of 4q (<= 8) with
-// int8 is <= 2*8*128 = 2048; 2 per block, flushed every 4 blocks: <= 16384 < 32767.
+// int8 is in [2*8*(-128), 2*8*127] = [-2048, 2032]; 2 per block and accumulator, flushed every
+// 8 blocks: [-32768, 32512], exact in int16.
 template <int R>
 void gemv_rows(const std::uint8_t* w, std::int64_t row_bytes, const std::int8_t* xp, std::int64_t blocks,
                std::int32_t* res) {
   const __m256i lo = _mm256_set1_epi8(3), hi = _mm256_set1_epi8(12), ones16 = _mm256_set1_epi16(1);
   __m256i acc_a32[R], acc_b32[R];
   for (int r = 0; r < R; ++r) acc_a32[r] = acc_b32[r] = _mm256_setzero_si256();
-  constexpr std::int64_t kFlushBlocks = 4;
+  constexpr std::int64_t kFlushBlocks = 8;
   for (std::int64_t b0 = 0; b0 < blocks; b0 += kFlushBlocks) {
     const std::int64_t b1 = std::min(b0 + kFlushBlocks, blocks);
     __m256i acc_a[R], acc_b[R];
