@@ -40,7 +40,9 @@ void bmaxpool2d(const CArray<const bword_t>& x, int64_t channels, int kernel_h, 
   s.pad_top = pad_top;
   s.pad_left = pad_left;
   const int64_t span_h = s.in_h + pad_top + pad_bottom, span_w = s.in_w + pad_left + pad_right;
-  if (span_h < kernel_h || span_w < kernel_w) throw std::invalid_argument("bmaxpool2d: window larger than padded input");
+  if (span_h < kernel_h || span_w < kernel_w) {
+    throw std::invalid_argument("bmaxpool2d: window larger than padded input");
+  }
   s.out_h = (span_h - kernel_h) / stride_h + 1;
   s.out_w = (span_w - kernel_w) / stride_w + 1;
   const int64_t words = packed_words(channels);

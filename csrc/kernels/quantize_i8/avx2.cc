@@ -20,7 +20,9 @@ void quantize_i8(const float* x, std::int64_t rows, std::int64_t k, std::int8_t*
     const float* row = x + r * k;
     std::int8_t* dst = q + r * k;
     __m256 vmax = _mm256_setzero_ps();
-    for (std::int64_t i = 0; i < k8; i += 8) vmax = _mm256_max_ps(vmax, _mm256_and_ps(_mm256_loadu_ps(row + i), abs_mask));
+    for (std::int64_t i = 0; i < k8; i += 8) {
+      vmax = _mm256_max_ps(vmax, _mm256_and_ps(_mm256_loadu_ps(row + i), abs_mask));
+    }
     alignas(32) float lanes[8];
     _mm256_store_ps(lanes, vmax);
     float amax = 0.0f;

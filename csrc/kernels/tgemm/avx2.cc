@@ -209,7 +209,9 @@ void expand_tile(const std::uint8_t* w, std::int64_t rows, std::int64_t row_byte
     for (std::int64_t b = 0; b < blocks; ++b) {
       std::uint8_t* d = dst + 4 * b * kWTile + j * 32;
       if (j >= rows) {
-        for (int l = 0; l < 4; ++l) _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + l * kWTile), _mm256_setzero_si256());
+        for (int l = 0; l < 4; ++l) {
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + l * kWTile), _mm256_setzero_si256());
+        }
         continue;
       }
       const __m256i v = load(w + j * row_bytes + b * kBlockBytes);

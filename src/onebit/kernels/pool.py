@@ -97,7 +97,8 @@ def bmaxpool2d(
         if not 0 <= p < k:
             raise ValueError(f"bmaxpool2d: {name} pad must be in [0, {k}) so no window is all padding, got {p}")
     if h + top + bottom < kh or w + left + right < kw:
-        raise ShapeError(f"bmaxpool2d: kernel {(kh, kw)} is larger than the padded input {(h + top + bottom, w + left + right)}")
+        padded = (h + top + bottom, w + left + right)
+        raise ShapeError(f"bmaxpool2d: kernel {(kh, kw)} is larger than the padded input {padded}")
     ho, wo = (h + top + bottom - kh) // sh + 1, (w + left + right - kw) // sw + 1
     shape = (n, ho, wo, words)
     if out is None:

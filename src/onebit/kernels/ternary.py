@@ -49,7 +49,8 @@ def _ternarize(w: np.ndarray) -> tuple[np.ndarray, float]:
     """absmean quantization (bitnet eq. 1-3): ``gamma = max(mean|W|, 1e-5)``,
     ``t = clip(round(W / gamma), -1, 1)`` (round half to even, like ``torch.round``)."""
     w32 = w.astype(np.float32, copy=False)
-    gamma = np.float32(max(float(np.abs(w32, dtype=np.float32).mean(dtype=np.float64)), _EPS))
+    mean_abs = float(np.abs(w32, dtype=np.float32).mean(dtype=np.float64)) if w32.size else 0.0
+    gamma = np.float32(max(mean_abs, _EPS))
     t = np.clip(np.rint(w32 / gamma), -1, 1).astype(np.int8)
     return t, float(gamma)
 
