@@ -134,3 +134,62 @@ ONEBIT_DECLARE_BINARY(avx2)
 #undef ONEBIT_DECLARE_BINARY
 
 }  // namespace onebit
+
+namespace onebit {
+
+// ---- quantize_i8: per-token int8 activations (formats.h, "int8 activations") ---------------
+// For each of `rows` rows of k floats: scale[r] = 127 / max(max|x|, 1e-5) and
+// q[r, k] = clamp(round_half_even(x * scale[r]), -127, 127).
+using quantize_i8_fn = void (*)(const float* x, std::int64_t rows, std::int64_t k, std::int8_t* q,
+                                float* scale);
+
+// ---- tgemv / tgemm: ternary weights (tq2) x int8 activations ---------------------------------
+// w: n packed rows of tq2_row_bytes(k) bytes (formats.h); x: m rows of k int8 (row stride k);
+// for i < m, j < n:   acc = sum_k t[j, k] * x[i, k]   (exact int32)
+//   if out != nullptr:  out[i * ldo + j] = float(acc) * (w_scale / x_scale[i])
+//   if acc_out != nullptr: acc_out[i * ldo + j] = acc
+// `tgemv` streams the packed weights once per activation row (decode, m = 1); `tgemm` expands
+// blocks of weight rows to bytes once and reuses them for every activation row (prefill).
+// Threads split n (the caller offsets w, out and acc_out).
+using tgemm_fn = void (*)(const std::uint8_t* w, std::int64_t n, std::int64_t k, float w_scale,
+                          const std::int8_t* x, const float* x_scale, std::int64_t m, float* out,
+                          std::int32_t* acc_out, std::int64_t ldo);
+
+#define ONEBIT_DECLARE_TERNARY(ns)                                                             \
+  namespace ns {                                                                               \
+  void quantize_i8(const float* x, std::int64_t rows, std::int64_t k, std::int8_t* q, float* scale); \
+  void tgemv(const std::uint8_t* w, std::int64_t n, std::int64_t k, float w_scale,             \
+             const std::int8_t* x, const float* x_scale, std::int64_t m, float* out,           \
+             std::int32_t* acc_out, std::int64_t ldo);                                         \
+  void tgemm(const std::uint8_t* w, std::int64_t n, std::int64_t k, float w_scale,             \
+             const std::int8_t* x, const float* x_scale, std::int64_t m, float* out,           \
+             std::int32_t* acc_out, std::int64_t ldo);                                         \
+  }
+ONEBIT_DECLARE_TERNARY(ref)
+ONEBIT_DECLARE_TERNARY(avx2)
+#undef ONEBIT_DECLARE_TERNARY
+
+// ---- bmaxpool2d: binary max-pool on bitpacked NHWC (LCE LceBMaxPool2d) -----------------------
+// max over a window of signs = sign of the max: the output is +1 (bit 0) if any input in the
+// window is +1, i.e. the output word is the AND of the window's words (bit 1 = -1).
+// Padded positions are skipped (neither +1 nor -1); pads < kernel size, so no window is empty.
+// Output padding bits (channels >= c) are 0.
+struct BMaxPool2dShape {
+  std::int64_t batch, in_h, in_w, channels;  // input [batch, in_h, in_w, packed_words(channels)]
+  std::int64_t out_h, out_w;                 // output [batch, out_h, out_w, packed_words(channels)]
+  int kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left;
+};
+// Computes output rows [row_begin, row_end) of the batch * out_h rows.
+using bmaxpool2d_fn = void (*)(const bword_t* in, const BMaxPool2dShape& s, std::int64_t row_begin,
+                               std::int64_t row_end, bword_t* out);
+
+#define ONEBIT_DECLARE_BMAXPOOL2D(ns)                                                          \
+  namespace ns {                                                                               \
+  void bmaxpool2d(const bword_t* in, const BMaxPool2dShape& s, std::int64_t row_begin,          \
+                  std::int64_t row_end, bword_t* out);                                         \
+  }
+ONEBIT_DECLARE_BMAXPOOL2D(ref)
+ONEBIT_DECLARE_BMAXPOOL2D(avx2)
+#undef ONEBIT_DECLARE_BMAXPOOL2D
+
+}  // namespace onebit

@@ -28,6 +28,17 @@ from onebit.kernels.binary import (
     binary_output_thresholds,
 )
 from onebit.kernels.bitpack import bitpack, unpack
+from onebit.kernels.pool import bmaxpool2d, pool_padding
+from onebit.kernels.ternary import (
+    TERNARY_BLOCK,
+    pack_ternary,
+    quantize_i8,
+    ternary_linear,
+    ternary_row_bytes,
+    tgemm,
+    tgemv,
+    unpack_ternary,
+)
 
 __all__ = [
     "BITS_PER_WORD",
@@ -42,4 +53,14 @@ __all__ = [
     "active_isa",
     "use_isa",
     "kernel_table",
+    "bmaxpool2d",
+    "pool_padding",
+    "TERNARY_BLOCK",
+    "ternary_row_bytes",
+    "pack_ternary",
+    "unpack_ternary",
+    "quantize_i8",
+    "tgemv",
+    "tgemm",
+    "ternary_linear",
 ]

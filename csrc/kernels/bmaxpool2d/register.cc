@@ -1,0 +1,8 @@
+// Registers the bmaxpool2d implementations in the dispatch table.
+#include "onebit/dispatch.h"
+#include "onebit/kernels.h"
+
+ONEBIT_REGISTER_KERNEL("bmaxpool2d", ref, onebit::ref::bmaxpool2d);
+#if defined(ONEBIT_HAVE_X86)
+ONEBIT_REGISTER_KERNEL("bmaxpool2d", avx2, onebit::avx2::bmaxpool2d);
+#endif

@@ -1,0 +1,8 @@
+// Registers the quantize_i8 implementations in the dispatch table.
+#include "onebit/dispatch.h"
+#include "onebit/kernels.h"
+
+ONEBIT_REGISTER_KERNEL("quantize_i8", ref, onebit::ref::quantize_i8);
+#if defined(ONEBIT_HAVE_X86)
+ONEBIT_REGISTER_KERNEL("quantize_i8", avx2, onebit::avx2::quantize_i8);
+#endif

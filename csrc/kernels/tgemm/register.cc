@@ -1,0 +1,11 @@
+// Registers the tgemv / tgemm implementations in the dispatch table (no AVX-512 path yet: an
+// avx512 table falls back to avx2, see dispatch.h).
+#include "onebit/dispatch.h"
+#include "onebit/kernels.h"
+
+ONEBIT_REGISTER_KERNEL("tgemv", ref, onebit::ref::tgemv);
+ONEBIT_REGISTER_KERNEL("tgemm", ref, onebit::ref::tgemm);
+#if defined(ONEBIT_HAVE_X86)
+ONEBIT_REGISTER_KERNEL("tgemv", avx2, onebit::avx2::tgemv);
+ONEBIT_REGISTER_KERNEL("tgemm", avx2, onebit::avx2::tgemm);
+#endif
