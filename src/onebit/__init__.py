@@ -1,7 +1,9 @@
 """onebit: train, convert and run 1-bit (binary) and 1.58-bit (ternary) neural networks.
 
-``import onebit`` needs numpy alone. The training API (``onebit.quantizers``, ``onebit.nn``,
-``onebit.summary``, ``onebit.optim``) imports torch on first use.
+``import onebit`` needs numpy alone, and so do ``onebit.kernels`` and ``onebit.runtime``
+(the deployment side). The training side (``onebit.quantizers``, ``onebit.nn``,
+``onebit.summary``, ``onebit.optim``, ``onebit.models``, ``onebit.train``, ``onebit.converter``)
+imports torch on first use.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import importlib
 from typing import Any
 
 from onebit._version import __version__
-from onebit.errors import OnebitError, ShapeError, DTypeError, DatasetError
+from onebit.errors import DatasetError, DTypeError, FormatError, OnebitError, ShapeError
 
 __all__ = [
     "__version__",
@@ -18,6 +20,7 @@ __all__ = [
     "ShapeError",
     "DTypeError",
     "DatasetError",
+    "FormatError",
     "info",
     "kernels",
     "quantizers",
@@ -25,6 +28,12 @@ __all__ = [
     "optim",
     "summary",
     "data",
+    "models",
+    "create_model",
+    "list_models",
+    "train",
+    "runtime",
+    "converter",
 ]
 
 # Submodules (and functions of them) loaded on first access, so that `import onebit` does not
@@ -35,6 +44,12 @@ _LAZY = {
     "nn": ("onebit.nn", None),
     "optim": ("onebit.optim", None),
     "data": ("onebit.data", None),
+    "models": ("onebit.models", None),
+    "create_model": ("onebit.models", "create_model"),
+    "list_models": ("onebit.models", "list_models"),
+    "train": ("onebit.train", None),
+    "runtime": ("onebit.runtime", None),
+    "converter": ("onebit.converter", None),
     "summary": ("onebit.model_summary", "summary"),
     "info": ("onebit.info", "info"),
 }

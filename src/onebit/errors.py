@@ -21,3 +21,7 @@ class DatasetError(OnebitError, FileNotFoundError):
 
 class NativeExtensionError(OnebitError, ImportError):
     """The compiled extension ``onebit._C`` is missing or was built for another Python."""
+
+
+class FormatError(OnebitError, ValueError):
+    """A model file (``.onebit``) is corrupt, truncated, hostile or from an unsupported version."""
