@@ -15,7 +15,7 @@ speedups are summarised as in LCE Table 2 (mean, latency-weighted mean = sum of 
 with the register-only loops of benchmarks/peak/binary_peak.cc (needs a C++ compiler).
 The scalar reference path is timed on the Figure 2 shapes (1 thread).
 
-Run:  .venv/bin/python benchmarks/bench_binary.py   (writes benchmarks/results/kernels_binary.json)
+Run:  .venv/bin/python benchmarks/bench_binary.py   (writes benchmarks/results/kernels.json, section "binary")
 """
 
 from __future__ import annotations
@@ -36,6 +36,10 @@ import torch.nn.functional as F
 
 from onebit import kernels
 
+# benchmarks/ is on sys.path when this file runs as a script
+from _results import RESULTS, write_section  # noqa: E402
+from _timing import interleaved_times  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 FIGURE2 = [(56, 64), (28, 128), (14, 256), (7, 256)]
 SWEEP_CHANNELS = [32, 64, 96, 128, 160, 256]
@@ -46,31 +50,6 @@ SWEEP_KERNELS = [3, 5]
 def median_time(fn, min_reps: int = 5, budget_s: float = 0.3) -> tuple[float, float, float]:
     """(median, p10, p90) seconds over repeated calls after warm-up calls."""
     return interleaved_times([fn], min_reps, budget_s, rounds=1)[0]
-
-
-def interleaved_times(fns, min_reps: int = 10, budget_s: float = 0.4, rounds: int = 5) -> list[tuple[float, float, float]]:
-    """(median, p10, p90) seconds of each function, timed in alternating blocks (A-block,
-    B-block, A-block, ...) so that both see the same machine load. The first call of each
-    block is not timed: PyTorch's OpenMP workers keep spinning on the other cores for a while
-    after a parallel region (libgomp's default wait policy) and would slow the call right after
-    it; our pool's workers block instead."""
-    firsts = []
-    for fn in fns:
-        fn()
-        t0 = time.perf_counter()
-        fn()
-        firsts.append(time.perf_counter() - t0)
-    reps = int(max(min_reps, min(200, budget_s / max(sum(firsts), 1e-6))))
-    per_block = max(2, -(-reps // rounds))
-    ts: list[list[float]] = [[] for _ in fns]
-    for _ in range(rounds):
-        for i, fn in enumerate(fns):
-            fn()  # settle (not timed)
-            for _ in range(per_block):
-                t0 = time.perf_counter()
-                fn()
-                ts[i].append(time.perf_counter() - t0)
-    return [(float(np.median(t)), float(np.percentile(t, 10)), float(np.percentile(t, 90))) for t in ts]
 
 
 def measure_peak() -> dict | None:
@@ -157,7 +136,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--quick", action="store_true", help="Figure 2 shapes only")
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "kernels_binary.json")
+    parser.add_argument("--out", type=Path, default=RESULTS / "kernels.json",
+                        help="JSON file; this benchmark replaces its section \"binary\"")
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
@@ -210,8 +190,7 @@ def main() -> None:
               f"({worst['speedup_vs_fp32']:.1f}x); best binary throughput {summ['best_gmacs']:.0f} G MAC/s")
 
     results["load_average_end"] = os.getloadavg()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1))
+    write_section(args.out, "binary", results)
     print(f"\nwrote {args.out}")
 
 

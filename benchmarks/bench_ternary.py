@@ -16,7 +16,7 @@ the cold figure is compared with a numpy read (``max``) of the same buffers in t
 timed right after it, because the DRAM bandwidth available depends on what else runs.
 
 Usage: ``python benchmarks/bench_ternary.py [--repeats 7] [--quick]``; writes
-``benchmarks/results/kernels_ternary.json``.
+``benchmarks/results/kernels.json, section "ternary"``.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+# benchmarks/ is on sys.path when this file runs as a script
+from _results import RESULTS, write_section  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SHAPES = [(1536, 4096), (4096, 1536), (3200, 8640), (8640, 3200)]
@@ -124,7 +127,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="first shape only, 3 repeats")
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "kernels_ternary.json")
+    parser.add_argument("--out", type=Path, default=RESULTS / "kernels.json",
+                        help="JSON file; this benchmark replaces its section \"ternary\"")
     args = parser.parse_args()
 
     import torch
@@ -166,8 +170,7 @@ def main() -> None:
                  "kernel median; fraction_of_int8_peak = G MAC/s / (vpmaddubsw peak per core x threads)",
         "rows": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_section(args.out, "ternary", result)
     print(f"wrote {args.out}")
 
 
