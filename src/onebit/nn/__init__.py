@@ -14,6 +14,7 @@ from onebit.nn.quant_layers import (
     is_quantized,
 )
 from onebit.nn.react import LearnableBias, RPReLU
+from onebit.nn.twin import float_twin
 
 __all__ = [
     "QuantConv2d",
@@ -25,4 +26,5 @@ __all__ = [
     "is_quantized",
     "clip_latent_weights_",
     "clip_after_step",
+    "float_twin",
 ]
