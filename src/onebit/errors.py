@@ -25,3 +25,7 @@ class NativeExtensionError(OnebitError, ImportError):
 
 class FormatError(OnebitError, ValueError):
     """A model file (``.onebit``) is corrupt, truncated, hostile or from an unsupported version."""
+
+
+class ConversionError(OnebitError, ValueError):
+    """A PyTorch model (a module, function or pattern in it) cannot be converted to ``.onebit``."""
