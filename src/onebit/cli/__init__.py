@@ -17,6 +17,8 @@ from collections.abc import Sequence
 COMMANDS = (
     "info",
     "demo",
+    "convert",
+    "summary",
 )
 
 
