@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from onebit.converter.convert import to_ir
+from onebit.converter.pipeline import to_ir
 from onebit.converter.ir import Graph
 from onebit.nn import QuantConv2d, QuantLinear, StarvedWeightsWarning
 from tests.converter.ireval import run_ir

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from onebit.converter.convert import add_probes
+from onebit.converter.pipeline import add_probes
 from onebit.converter.passes import binary_maxpool
 from tests.converter.helpers import bconv, ir_out, lowered, randomize, run_ir, torch_out
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from onebit.converter.convert import add_probes
+from onebit.converter.pipeline import add_probes
 from onebit.converter.passes import bitpacked_output, fold_batchnorm, fuse_activation
 from tests.converter.helpers import bconv, bdense, lowered, randomize, run_ir, torch_out
 

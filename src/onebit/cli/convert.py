@@ -10,7 +10,7 @@ from onebit.cli._model_args import add_model_args, build_model
 def _run(args: argparse.Namespace) -> int:
     import torch
 
-    from onebit.converter.convert import convert
+    from onebit.converter.pipeline import convert
     from onebit.runtime import load_model
 
     torch.set_num_threads(1)

@@ -146,12 +146,14 @@ class _Lowerer:
         result = node.args[0]
         items = list(result) if isinstance(result, (tuple, list)) else [result]
         names = ["output"] if len(items) == 1 else [f"output{i}" for i in range(len(items))]
+        seen: set[str] = set()
         for item, out_name in zip(items, names):
             v = self.value(item, "model output")
+            if v in seen:
+                raise ConversionError(f"the model returns the same tensor twice ({v}); return it once")
+            seen.add(v)
             if self.graph.producer(v) is None:
                 raise ConversionError("a model output is its input unchanged; there is nothing to convert")
-            if any(o.name == v for o in self.graph.outputs):
-                raise ConversionError(f"the model returns the same tensor twice ({v}); return it once")
             shape = self.shape(item)
             if len(shape) not in _LAYOUTS:
                 raise ConversionError(f"output {out_name}: expected rank 2, 3 or 4, got shape {shape}")
