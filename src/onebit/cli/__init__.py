@@ -17,6 +17,7 @@ from collections.abc import Sequence
 COMMANDS = (
     "info",
     "demo",
+    "train_lm",
     "convert",
     "summary",
 )

@@ -11,7 +11,7 @@ Checkpoints are written atomically with :func:`onebit.train.checkpoint.save_chec
 states, step and history, so a resumed run continues bit for bit where the interrupted one
 stopped (same parameters as an uninterrupted run).
 
-Command line (wired by the lead as ``onebit train-lm``)::
+Command line (``onebit train-lm``, :mod:`onebit.cli.train_lm`, or ``python -m onebit.llm.train``)::
 
     python -m onebit.llm.train --corpus web --config tiny-1m --steps 300 --out runs/b158
     python -m onebit.llm.train --corpus web --config tiny-1m --steps 300 --out runs/fp \\
@@ -33,7 +33,8 @@ import numpy as np
 import torch
 
 from onebit.errors import OnebitError
-from onebit.llm.config import LMConfig, get_config, preset_names
+from onebit.llm.config import LMConfig, get_config
+from onebit.llm.train_args import DESCRIPTION, add_arguments
 from onebit.llm.model import BitNetLM
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "evaluate",
     "train_lm",
     "build_parser",
+    "add_arguments",
     "main",
     "run",
 ]
@@ -279,41 +281,8 @@ def train_lm(model: BitNetLM, train_tokens: np.ndarray, val_tokens: np.ndarray,
 
 def build_parser() -> argparse.ArgumentParser:
     """Arguments of ``onebit train-lm`` (see :func:`main`)."""
-    p = argparse.ArgumentParser(
-        prog="onebit train-lm",
-        description="Train a BitNet b1.58 language model (or its full-precision twin) on text.")
-    p.add_argument("--corpus", action="append", default=None,
-                   help="'web' (World English Bible), 'austen', or a text file/folder; "
-                        "repeat to concatenate (default: web)")
-    p.add_argument("--config", default="tiny-1m", choices=preset_names(),
-                   help="model preset (default tiny-1m)")
-    p.add_argument("--full-precision", action="store_true",
-                   help="nn.Linear instead of BitLinear (the full-precision twin)")
-    p.add_argument("--out", required=True, help="run folder (checkpoint, metrics, tokenizer)")
-    p.add_argument("--data-dir", default=None,
-                   help="tokenized corpus cache (default OUT/data; share it between twins)")
-    p.add_argument("--vocab-size", type=int, default=None,
-                   help="BPE vocabulary (default: the preset's)")
-    p.add_argument("--tokenizer", default=None, help="use this tokenizer.json instead of training")
-    p.add_argument("--val-fraction", type=float, default=0.05)
-    p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--seq-len", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1.5e-3)
-    p.add_argument("--min-lr-ratio", type=float, default=0.1)
-    p.add_argument("--warmup", type=int, default=100)
-    p.add_argument("--weight-decay", type=float, default=0.1)
-    p.add_argument("--grad-clip", type=float, default=1.0)
-    p.add_argument("--eval-every", type=int, default=200)
-    p.add_argument("--eval-batches", type=int, default=16)
-    p.add_argument("--checkpoint-every", type=int, default=200)
-    p.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
-    p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
-    p.add_argument("--hf-out", default=None,
-                   help="also write the trained b1.58 model in the Hugging Face BitNet layout")
-    p.add_argument("--no-progress", action="store_true")
+    p = argparse.ArgumentParser(prog="onebit train-lm", description=DESCRIPTION)
+    add_arguments(p)
     return p
 
 
