@@ -18,6 +18,7 @@ COMMANDS = (
     "info",
     "demo",
     "train_lm",
+    "generate",
     "convert",
     "summary",
 )
