@@ -11,8 +11,6 @@ modules and the tolerance the end-to-end tests hold the result to.
 from __future__ import annotations
 
 import os
-from typing import Sequence
-
 import numpy as np
 import torch
 from torch import nn
@@ -24,7 +22,7 @@ from onebit.converter.ir import Graph, GraphIO, Node
 from onebit.converter.lower import lower
 from onebit.converter.writer import make_provenance, write_model
 
-__all__ = ["convert", "to_ir", "PROBE_PREFIX"]
+__all__ = ["convert", "to_ir", "add_probes", "serialize", "PROBE_PREFIX"]
 
 PROBE_PREFIX = "sign:"
 
@@ -42,12 +40,18 @@ def to_ir(model: nn.Module, example_input: torch.Tensor, *, optimize: bool = Tru
     return graph
 
 
-def add_probes(graph: Graph) -> list[str]:
+def add_probes(graph: Graph) -> dict[str, tuple[str, np.ndarray | None]]:
     """Expose the bitpacked input of every binary conv/dense as a float ±1 graph output named
-    ``sign:<module>`` (layout NCHW / NC, as torch sees the quantized input); return the names.
-    For tests: the engine's bits compared with ``sign(x)`` of the training graph."""
+    ``sign:<module>`` (layout NCHW / NC, as torch sees the quantized input), for tests: the
+    engine's bits compared with ``sign(x)`` of the training graph.
+
+    Returns:
+        ``{output name: (torch module name, order)}``; ``order`` is None, or for a dense layer
+        after a flatten (``flatten_order``) the index array with engine feature ``j`` = torch
+        feature ``order[j]``.
+    """
     values = graph.infer()
-    names = []
+    probes: dict[str, tuple[str, np.ndarray | None]] = {}
     for n in list(graph.nodes):
         src = n.meta.get("probe")
         if n.type not in ("bconv2d", "bdense") or src is None:
@@ -60,9 +64,9 @@ def add_probes(graph: Graph) -> list[str]:
         if len(shape) == 4:
             graph.outputs.append(GraphIO(out, "float32", [shape[0], shape[3], shape[1], shape[2]], "NCHW"))
         else:
-            graph.outputs.append(GraphIO(out, "float32", shape, "NC"))
-        names.append(out)
-    return names
+            graph.outputs.append(GraphIO(out, "float32", shape, "NTC" if len(shape) == 3 else "NC"))
+        probes[out] = (src, n.meta.get("input_order"))
+    return probes
 
 
 def convert(
@@ -98,9 +102,14 @@ def convert(
     graph = to_ir(model, example_input, optimize=optimize)
     if probes:
         add_probes(graph)
+    return serialize(graph, path, source=source or f"{type(model).__module__}.{type(model).__qualname__}")
+
+
+def serialize(graph: Graph, path: str | os.PathLike | None = None, *, source: str | None = None) -> bytes:
+    """Emit ``graph`` as a ``.onebit`` file (provenance: ``source``, torch and onebit versions,
+    date); write it to ``path`` if given; return its bytes."""
     doc, tensors = emit(graph)
-    prov = make_provenance(source or f"{type(model).__module__}.{type(model).__qualname__}",
-                           torch_version=torch.__version__)
+    prov = make_provenance(source, torch_version=torch.__version__)
     data = write_model(None, doc, tensors, provenance=prov)
     assert data is not None
     if path is not None:

@@ -55,6 +55,7 @@ def run(graph: Graph) -> int:
         src = (cc * h * w + hh * w + ww).reshape(-1)
         for r in readers:
             r.params["weights"] = np.ascontiguousarray(r.params["weights"][:, src])
+            r.meta["input_order"] = src  # engine feature j is torch feature src[j] (for probes)
         flat.inputs = [tr.inputs[0]]
         graph.remove(tr)
         done += 1
