@@ -304,3 +304,26 @@ def test_graph_interpreter_matches_engine_prefill(pair):
     ids2 = _ids(model.config, 21, seed=14)
     both = interp.run(np.stack([ids, ids2]).astype(np.int32), np.arange(ids.size, dtype=np.int32))
     np.testing.assert_allclose(both[1], engine.forward(ids2), atol=1e-4, rtol=0)
+
+
+def test_train_lm_cli_writes_a_model_onebit_generate_runs(tmp_path, capsys):
+    from onebit.cli import main
+    from onebit.llm.export import export_run
+
+    corpus = tmp_path / "text.txt"
+    corpus.write_text("in the beginning the cat sat on the mat and the dog sat on the log. " * 300)
+    args = ["train-lm", "--corpus", str(corpus), "--config", "tiny-1m", "--vocab-size", "300", "--steps", "3",
+            "--batch-size", "2", "--seq-len", "16", "--warmup", "1", "--eval-batches", "1", "--no-progress",
+            "--out", str(tmp_path / "run"), "--onebit-out", str(tmp_path / "run" / "model.onebit")]
+    assert main(args) == 0
+    assert "val ppl" in capsys.readouterr().out
+    engine = LMEngine(tmp_path / "run" / "model.onebit")
+    # the same model exported again from the run folder gives the same file contents
+    export_run(tmp_path / "run", tmp_path / "again" / "m.onebit")
+    again = LMEngine(tmp_path / "again" / "m.onebit")
+    ids = np.arange(10) % engine.spec.vocab_size
+    np.testing.assert_array_equal(engine.forward(ids), again.forward(ids))
+    assert (tmp_path / "again" / "tokenizer.json").is_file()
+    assert main(["generate", str(tmp_path / "run" / "model.onebit"), "--prompt", "in the", "--max-new-tokens",
+                 "5"]) == 0
+    assert capsys.readouterr().out.strip()

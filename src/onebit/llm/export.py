@@ -29,7 +29,7 @@ from onebit.errors import OnebitError
 from onebit.kernels.ternary import pack_ternary
 from onebit.runtime.lm_graph import PROJECTIONS, LMSpec, write_lm
 
-__all__ = ["spec_from_config", "export_onebit", "hf_to_onebit", "read_safetensors"]
+__all__ = ["spec_from_config", "export_onebit", "export_run", "hf_to_onebit", "read_safetensors"]
 
 
 def spec_from_config(config: Any) -> LMSpec:
@@ -76,6 +76,27 @@ def export_onebit(model, path: str | os.PathLike, *, tokenizer=None) -> Path:
     if tokenizer is not None:
         tokenizer.save(out.parent / "tokenizer.json")
     return out
+
+
+def export_run(run_dir: str | os.PathLike, path: str | os.PathLike | None = None) -> Path:
+    """Export the model of a ``onebit train-lm`` run folder (``checkpoint.pt`` written by
+    :func:`onebit.llm.train.train_lm`, ``tokenizer.json``) to ``path`` (default
+    ``RUN_DIR/model.onebit``), tokenizer next to it. Returns the path."""
+    from onebit.llm.config import LMConfig
+    from onebit.llm.model import BitNetLM
+    from onebit.llm.train import CHECKPOINT
+    from onebit.train.checkpoint import load_checkpoint
+
+    run = Path(run_dir)
+    state = load_checkpoint(run / CHECKPOINT)
+    model = BitNetLM(LMConfig.from_dict(state["extra"]["model_config"]))
+    model.load_state_dict(state["model"])
+    tokenizer = None
+    if (run / "tokenizer.json").is_file():
+        from onebit.llm.tokenizer import Tokenizer
+
+        tokenizer = Tokenizer.load(run / "tokenizer.json")
+    return export_onebit(model.eval(), path if path is not None else run / "model.onebit", tokenizer=tokenizer)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -302,6 +302,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """
     from onebit.llm.data import prepare_corpus
 
+    if getattr(args, "onebit_out", None) and args.full_precision:
+        raise OnebitError("--onebit-out packs ternary weights; the full-precision twin has none. Drop "
+                          "--onebit-out or --full-precision")
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -339,6 +342,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         save_hf_checkpoint(model, args.hf_out, tokenizer=tok)
         print(f"wrote Hugging Face BitNet checkpoint to {args.hf_out}")
+    if getattr(args, "onebit_out", None):
+        from onebit.llm.export import export_onebit
+
+        export_onebit(model.eval(), args.onebit_out, tokenizer=tok)
+        print(f"wrote {args.onebit_out} (run it with: onebit generate {args.onebit_out} --prompt ...)")
     return metrics
 
 

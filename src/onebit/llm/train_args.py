@@ -48,4 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
     p.add_argument("--hf-out", default=None,
                    help="also write the trained b1.58 model in the Hugging Face BitNet layout")
+    p.add_argument("--onebit-out", default=None,
+                   help="also write the trained b1.58 model as a .onebit file for `onebit generate` "
+                        "(tokenizer.json next to it)")
     p.add_argument("--no-progress", action="store_true")
