@@ -17,7 +17,9 @@ bandwidth a decode step achieves (bytes of weights read per token / latency), ag
 read of a 512 MB buffer measured in the same run (this machine's DRAM read bandwidth).
 
 Usage: ``python benchmarks/bench_llm.py [--shapes ...] [--threads 1 2] [--quick]``; prints a
-table and writes ``benchmarks/results/llm.json``. The default run takes ~3-5 minutes here.
+table and writes ``benchmarks/results/llm.json`` (section ``--section``, default ``llm``). The
+default run (700M) takes ~3-5 minutes here; the larger shapes were run with
+``--shapes b158-1.3b b158-3b --quick --section llm_large``.
 """
 
 from __future__ import annotations
@@ -227,6 +229,7 @@ def main(argv=None) -> int:
     p.add_argument("--baselines", nargs="*", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     p.add_argument("--quick", action="store_true", help="1 repeat, 4 decode steps, 32-token prompt")
     p.add_argument("--out", default=str(RESULTS / "llm.json"))
+    p.add_argument("--section", default="llm", help="section of the JSON file to (re)write")
     args = p.parse_args(argv)
     if args.quick:
         args.repeats, args.decode, args.prompt = 1, 4, 32
@@ -266,7 +269,7 @@ def main(argv=None) -> int:
         for f in tmp.iterdir():
             f.unlink()
         tmp.rmdir()
-    path = write_section(Path(args.out), "llm", results)
+    path = write_section(Path(args.out), args.section, results)
     print(f"\nwrote {path}")
     return 0
 
