@@ -4,6 +4,7 @@ layer's input and logit tolerance (models_common); QuickNet Small also at 224x22
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -39,3 +40,18 @@ def test_engine_batch_size_is_free():
     one = engine.run(case.x[:1].numpy())
     assert full.shape == (5, 10)
     assert (one == full[:1]).all()
+
+
+@pytest.mark.parametrize("optimize", [False, True])
+def test_engine_runs_every_lowered_op(optimize):
+    """The op-zoo model of test_lower (prelu, rsign, zero/one padding, ceil-mode pools, 'same'
+    grouped conv, clamps, transpose + flatten, bdense, concat, softmax), lowered op for op or
+    optimized, gives torch's output on the engine."""
+    from tests.converter.helpers import randomize, torch_out
+    from tests.converter.test_lower import _Zoo
+
+    torch.manual_seed(0)
+    net = randomize(_Zoo())
+    x = torch.randn(4, 3, 17, 17)
+    data = serialize(to_ir(net, x[:1], optimize=optimize))
+    np.testing.assert_allclose(Interpreter(data).run(x.numpy()), torch_out(net, x), rtol=1e-5, atol=1e-6)
