@@ -1,5 +1,5 @@
 import sys
 
-from onebit.cli import main
+from onebit.cli import console_main
 
-sys.exit(main())
+sys.exit(console_main())

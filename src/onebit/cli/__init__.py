@@ -21,6 +21,9 @@ COMMANDS = (
     "generate",
     "convert",
     "summary",
+    "run",
+    "bench",
+    "profile",
 )
 
 
@@ -37,9 +40,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the subcommand; returns its exit status. Errors propagate (for
+    callers and tests); the ``onebit`` executable goes through :func:`console_main`."""
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 
 
+def console_main(argv: Sequence[str] | None = None) -> int:
+    """The ``onebit`` executable: :func:`main`, but a bad input the subcommand refuses (an
+    ``OnebitError`` such as a corrupt model file, or a missing file) prints
+    ``onebit: error: MESSAGE`` on stderr and exits with 1 instead of a traceback. Usage errors
+    exit with 2 (argparse)."""
+    from onebit.errors import OnebitError
+
+    try:
+        return main(argv)
+    except (OnebitError, FileNotFoundError) as e:
+        print(f"onebit: error: {e}", file=sys.stderr)
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())
