@@ -60,7 +60,8 @@ def bconv(cin: int, cout: int, k: int = 3, *, pad_value: float = 1.0, kernel="st
 
 
 def bdense(cin: int, cout: int, **kw) -> QuantLinear:
-    return QuantLinear(cin, cout, bias=False, input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_clip=1.0, **kw)
+    return QuantLinear(cin, cout, bias=False, input_quantizer="ste_sign", kernel_quantizer="ste_sign",
+                       kernel_clip=1.0, **kw)
 
 
 __all__ = ["randomize", "torch_out", "ir_out", "lowered", "bconv", "bdense", "to_ir", "run_ir"]

@@ -1,6 +1,6 @@
 """Test helper: run a converter IR graph (before or after any pass) with numpy and the onebit
 kernels, so each pass can be checked to keep the function it rewrites. Independent of the
-runtime Interpreter (the end-to-end tests use that); float ops here use torch in float64-free
+runtime Interpreter (the end-to-end tests use that); float ops here use torch in
 float32, binary ops the real kernels (bconv2d, bgemm, bmaxpool2d, bitpack)."""
 
 from __future__ import annotations
@@ -84,7 +84,8 @@ def run_ir(graph: Graph, x: np.ndarray) -> dict[str, np.ndarray]:
             if t == "maxpool2d":
                 y = F.max_pool2d(xp, a["kernel"], a["stride"])
             else:
-                ones = F.pad(torch.ones_like(_nchw(x0)[:, :1]), (pl, pr, pt, pb), value=float(a.get("count_include_pad")))
+                inside = torch.ones_like(_nchw(x0)[:, :1])
+                ones = F.pad(inside, (pl, pr, pt, pb), value=float(a.get("count_include_pad")))
                 y = F.avg_pool2d(xp, a["kernel"], a["stride"]) / F.avg_pool2d(ones, a["kernel"], a["stride"])
             y = _nhwc(y)
         elif t == "global_avgpool":

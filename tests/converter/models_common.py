@@ -120,5 +120,6 @@ def check(case: Case, outputs: dict[str, np.ndarray], probes) -> dict[str, float
     assert err <= LOGIT_RTOL * scale, (case.name, err, scale)
     case.figures = {"agreement": agree, "max_abs_err": err, "rel_err": err / scale, "sign_ties": ties,
                     "binary_values": total,
-                    "unforced_rel_err": float(np.abs(y - case.logits).max()) / max(1.0, float(np.abs(case.logits).max()))}
+                    "unforced_rel_err": float(np.abs(y - case.logits).max())
+                    / max(1.0, float(np.abs(case.logits).max()))}
     return case.figures

@@ -131,3 +131,31 @@ def test_flatten_of_feature_map_goes_through_nchw():
     g = lowered(net, x)
     assert [n.type for n in g.nodes] == ["conv2d", "transpose", "flatten", "dense"]
     np.testing.assert_allclose(ir_out(g, x), torch_out(net, x), rtol=1e-5, atol=1e-6)
+
+
+def test_view_flatten_and_functional_pools():
+    class Functional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.fc = nn.Linear(4 * 3 * 3, 5)
+            self.fc2 = nn.Linear(5, 5)
+
+        def forward(self, x):
+            x = F.avg_pool2d(F.max_pool2d(self.conv(x), 2, 2, ceil_mode=True), 2, 1)
+            x = self.fc(x.view(x.size(0), -1))
+            return self.fc2(x.reshape(x.shape[0], -1))
+
+    torch.manual_seed(3)
+    net = Functional()
+    x = torch.randn(2, 3, 9, 9)
+    g = lowered(net, x)
+    assert [n.type for n in g.nodes] == ["conv2d", "maxpool2d", "avgpool2d", "transpose", "flatten", "dense", "dense"]
+    np.testing.assert_allclose(ir_out(g, x), torch_out(net, x), rtol=1e-5, atol=1e-6)
+
+    class Reshape(nn.Module):
+        def forward(self, x):
+            return x.view(x.size(0), 3, -1).relu()
+
+    with pytest.raises(ConversionError, match=r"reshape \(1, 3, 4, 4\) -> \(1, 3, 16\) is not supported"):
+        lowered(Reshape(), torch.randn(1, 3, 4, 4))

@@ -95,10 +95,8 @@ def capture(model: nn.Module, example_input: torch.Tensor) -> fx.GraphModule:
     if not isinstance(model, nn.Module):
         raise ConversionError(f"convert expects a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(example_input, torch.Tensor) or not example_input.is_floating_point():
-        raise ConversionError(
-            f"example_input must be a float tensor batch like torch.randn(1, 3, 32, 32), got "
-            f"{type(example_input).__name__}{'' if not isinstance(example_input, torch.Tensor) else ' ' + str(example_input.dtype)}"
-        )
+        got = str(example_input.dtype) if isinstance(example_input, torch.Tensor) else type(example_input).__name__
+        raise ConversionError(f"example_input must be a float tensor batch like torch.randn(1, 3, 32, 32), got {got}")
     was_training = model.training
     model.eval()
     try:

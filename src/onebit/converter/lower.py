@@ -82,7 +82,7 @@ class _Lowerer:
         return outs[0]
 
     def value(self, arg: Any, where: str) -> str:
-        if not isinstance(arg, fx.Node) or arg not in self.env:
+        if not isinstance(arg, fx.Node) or arg not in self.env or self.env[arg] == _SIZE:
             raise ConversionError(f"{where}: expected a tensor computed by the model, got {arg!r}")
         return self.env[arg]
 
@@ -303,7 +303,8 @@ def _linear(lw: _Lowerer, m: nn.Linear, x: str, src: str, in_shape, out_shape) -
             raise ConversionError(f"{src}: absmax_int8 eps={iq.eps} is not supported; the engine uses 1e-5")
         codes, gamma = Q.absmean_ternary_codes(m.weight, kq.eps)
         y = lw.emit("ternary_linear", src, [x, ""],
-                    params={"weights": codes.cpu().numpy().astype(np.int8), "w_scale": np.array([float(gamma)], np.float32)},
+                    params={"weights": codes.cpu().numpy().astype(np.int8),
+                            "w_scale": np.array([float(gamma)], np.float32)},
                     rank=rank)
         if m.bias is not None:
             y = lw.emit("add", f"{src}.bias", [y, lw._const(_f32(m.bias), src)], rank=rank)
@@ -312,7 +313,8 @@ def _linear(lw: _Lowerer, m: nn.Linear, x: str, src: str, in_shape, out_shape) -
         raise ConversionError(
             f"{src}: QuantLinear with input quantizer '{_name_of(iq)}' and kernel quantizer "
             f"'{_name_of(kq) if kq is not None else None}' is not supported; supported: binary sign inputs with "
-            "binary weights (bdense), absmax_int8 inputs with absmean_ternary weights (BitLinear), or no input quantizer"
+            "binary weights (bdense), absmax_int8 inputs with absmean_ternary weights (BitLinear), or no input "
+            "quantizer"
         )
     bits = lw.quantize(x, iq, src)
     signs, scale = _binary_kernel(m, src)
@@ -325,7 +327,8 @@ def _linear(lw: _Lowerer, m: nn.Linear, x: str, src: str, in_shape, out_shape) -
 def _batchnorm(lw: _Lowerer, m: nn.modules.batchnorm._BatchNorm, x: str, src: str, in_shape, out_shape) -> str:
     _check_rank(src, in_shape, (2,) if isinstance(m, nn.BatchNorm1d) else (4,), type(m).__name__)
     if m.running_mean is None or m.running_var is None:
-        raise ConversionError(f"{src}: BatchNorm without running statistics (track_running_stats=False) is not supported")
+        raise ConversionError(f"{src}: BatchNorm without running statistics (track_running_stats=False) is not "
+                              "supported")
     var = m.running_var.detach().double().cpu().numpy()
     mean = m.running_mean.detach().double().cpu().numpy()
     w = m.weight.detach().double().cpu().numpy() if m.weight is not None else np.ones_like(var)
@@ -576,6 +579,37 @@ def _fn_mean(lw, node, src):
     return y if keep else lw.emit("flatten", f"{src}.flatten", [y], rank=2)
 
 
+_SIZE = "<size>"  # env marker of x.size(...) / x.shape: only a view/reshape may read it
+
+
+def _fn_size(lw, node, src):
+    if node.target is getattr and node.args[1] != "shape":
+        raise ConversionError(f"{src}: reading attribute {node.args[1]!r} of a tensor is not supported")
+    if node.target is operator.getitem and lw.env.get(node.args[0]) != _SIZE:
+        raise ConversionError(f"{src}: indexing a tensor is not supported")
+    return _SIZE
+
+
+def _fn_view(lw, node, src):
+    """``x.view(x.size(0), -1)`` / ``reshape(N, -1)`` / ``reshape(N, C*H*W)``: a flatten (the
+    recorded output shape decides); other reshapes are not supported."""
+    in_shape, out_shape = lw.shape(node.args[0]), lw.shape(node)
+    if len(out_shape) != 2 or out_shape[0] != in_shape[0] or len(in_shape) < 2:
+        raise ConversionError(f"{src}: reshape {in_shape} -> {out_shape} is not supported; only (N, ...) -> "
+                              "(N, -1) (a flatten)")
+    return _flatten_value(lw, lw.value(node.args[0], src), src, in_shape)
+
+
+def _fn_pool(cls: type) -> Callable:
+    """F.max_pool2d / F.avg_pool2d: built as the module with the same arguments, lowered by its rule."""
+    def rule(lw, node, src):
+        args = [a for a in node.args[1:]]
+        m = cls(*args, **node.kwargs)
+        return _MODULE_RULES[cls](lw, m, lw.value(node.args[0], src), src, lw.shape(node.args[0]), lw.shape(node))
+
+    return rule
+
+
 def _fn_cat(lw, node, src):
     items = _arg(node, 0, "tensors")
     dim = _arg(node, 1, "dim", 0)
@@ -604,6 +638,9 @@ _FUNCTION_RULES: dict[Any, Callable] = {
     F.adaptive_avg_pool2d: _fn_adaptive,
     torch.mean: _fn_mean, "Tensor.mean": _fn_mean,
     torch.cat: _fn_cat, torch.concat: _fn_cat,
+    "Tensor.size": _fn_size, getattr: _fn_size, operator.getitem: _fn_size,
+    "Tensor.view": _fn_view, "Tensor.reshape": _fn_view, torch.reshape: _fn_view,
+    F.max_pool2d: _fn_pool(nn.MaxPool2d), F.avg_pool2d: _fn_pool(nn.AvgPool2d),
 }
 
 SUPPORTED = {

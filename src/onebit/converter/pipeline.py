@@ -1,4 +1,4 @@
-"""``onebit.converter.convert`` (defined here, in ``pipeline``): a PyTorch model -> a ``.onebit`` file, through small passes.
+"""``onebit.converter.convert`` (defined here): a PyTorch model -> a ``.onebit`` file, through small passes.
 
     capture (torch.fx, eval) -> lower (NCHW -> NHWC, schema ops) -> commute_affine_pool
     -> fold_batchnorm -> fuse_activation -> binary_maxpool -> bitpacked_output -> flatten_order
