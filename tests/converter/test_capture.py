@@ -70,3 +70,15 @@ def test_bad_arguments():
         capture(lambda x: x, torch.randn(1, 3))
     with pytest.raises(ConversionError, match="float tensor"):
         capture(nn.Identity(), torch.zeros(1, 3, dtype=torch.long))
+
+
+def test_wrong_example_input_and_two_inputs():
+    with pytest.raises(ConversionError, match=r"failed on example_input of shape \(1, 4, 8, 8\)"):
+        capture(nn.Sequential(nn.Conv2d(3, 4, 3)), torch.randn(1, 4, 8, 8))
+
+    class Two(nn.Module):
+        def forward(self, a, b):
+            return a + b
+
+    with pytest.raises(ConversionError, match="takes 2 inputs"):
+        capture(Two(), torch.randn(1, 3))

@@ -109,8 +109,18 @@ def capture(model: nn.Module, example_input: torch.Tensor) -> fx.GraphModule:
                 "supported layer."
             ) from e
         gm = fx.GraphModule(model, graph, type(model).__name__)
+        n_inputs = sum(n.op == "placeholder" for n in graph.nodes)
+        if n_inputs != 1:
+            raise ConversionError(f"{type(model).__name__}.forward takes {n_inputs} inputs; the converter takes "
+                                  "models with one input tensor")
         with torch.no_grad():
-            _ShapeRecorder(gm).run(example_input.detach().float())
+            try:
+                _ShapeRecorder(gm).run(example_input.detach().float())
+            except Exception as e:
+                raise ConversionError(
+                    f"{type(model).__name__} failed on example_input of shape {tuple(example_input.shape)}: "
+                    f"{type(e).__name__}: {e}; pass a batch the model accepts, e.g. torch.randn(1, 3, 32, 32)"
+                ) from e
     finally:
         model.train(was_training)
     return gm
