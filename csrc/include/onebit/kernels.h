@@ -192,4 +192,50 @@ ONEBIT_DECLARE_BMAXPOOL2D(ref)
 ONEBIT_DECLARE_BMAXPOOL2D(avx2)
 #undef ONEBIT_DECLARE_BMAXPOOL2D
 
+// ---- float32 ops of the runtime (NHWC): direct conv, depthwise conv, per-channel affine ------
+// Shared geometry of the float convolutions: zero padding, output
+//   OH = (in_h + pad_top + pad_bottom - dilation_h*(kernel_h-1) - 1) / stride_h + 1 (same for W);
+// input [batch, in_h, in_w, channels], output [batch, out_h, out_w, out_channels].
+// Both kernels fuse the epilogue y = min(max(acc + bias[o], clamp_min), clamp_max) (bias may
+// be null; +-infinity for no clamp) and compute output rows [row_begin, row_end) of the
+// batch * out_h rows. Accumulation order: bias first, then taps (i, j) row-major, then input
+// channels in order, one fmaf per product in every ISA path (so ref and avx2 agree to the
+// last bit except where the compiler contracts differently; tests use a float tolerance).
+struct FConv2dShape {
+  std::int64_t batch, in_h, in_w, channels;      // input
+  std::int64_t out_h, out_w, out_channels;       // output
+  int kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left;
+};
+// Direct conv (groups = 1) for few input channels (the first conv of an image model, C = 3,
+// where an im2col GEMM has a depth too short for BLAS): weights HWIO [kh, kw, C, O].
+using fconv2d_direct_fn = void (*)(const float* in, const float* w_hwio, const float* bias, float clamp_min,
+                                   float clamp_max, const FConv2dShape& s, std::int64_t row_begin,
+                                   std::int64_t row_end, float* out);
+// Depthwise conv (groups = C = O, multiplier 1): weights HWC [kh, kw, C].
+using fdwconv2d_fn = void (*)(const float* in, const float* w_hwc, const float* bias, float clamp_min,
+                              float clamp_max, const FConv2dShape& s, std::int64_t row_begin,
+                              std::int64_t row_end, float* out);
+// Per-channel affine + activation on `rows` rows of `channels` floats (the last axis):
+//   y = x * scale[c] + bias[c]   (scale / bias may be null: 1 / 0; one fmaf when both are given)
+//   y = y < 0 ? alpha[c] * y : y (PReLU; alpha may be null: none)
+//   out = min(max(y, clamp_min), clamp_max)
+// `out` may equal `x` (in place). Covers scale_bias (a folded BatchNorm), prelu, relu, clamp and
+// the bias + clamp epilogue of dense / conv.
+using channel_affine_fn = void (*)(const float* x, const float* scale, const float* bias, const float* alpha,
+                                   float clamp_min, float clamp_max, std::int64_t rows, std::int64_t channels,
+                                   float* out);
+
+#define ONEBIT_DECLARE_FLOAT_OPS(ns)                                                                        \
+  namespace ns {                                                                                            \
+  void fconv2d_direct(const float* in, const float* w_hwio, const float* bias, float clamp_min, float clamp_max, \
+                      const FConv2dShape& s, std::int64_t row_begin, std::int64_t row_end, float* out);     \
+  void fdwconv2d(const float* in, const float* w_hwc, const float* bias, float clamp_min, float clamp_max,   \
+                 const FConv2dShape& s, std::int64_t row_begin, std::int64_t row_end, float* out);          \
+  void channel_affine(const float* x, const float* scale, const float* bias, const float* alpha,            \
+                      float clamp_min, float clamp_max, std::int64_t rows, std::int64_t channels, float* out); \
+  }
+ONEBIT_DECLARE_FLOAT_OPS(ref)
+ONEBIT_DECLARE_FLOAT_OPS(avx2)
+#undef ONEBIT_DECLARE_FLOAT_OPS
+
 }  // namespace onebit

@@ -28,6 +28,7 @@ from onebit.kernels.binary import (
     binary_output_thresholds,
 )
 from onebit.kernels.bitpack import bitpack, unpack
+from onebit.kernels.float_ops import channel_affine, conv2d_direct, depthwise_conv2d
 from onebit.kernels.pool import bmaxpool2d, pool_padding
 from onebit.kernels.ternary import (
     TERNARY_BLOCK,
@@ -63,4 +64,7 @@ __all__ = [
     "tgemv",
     "tgemm",
     "ternary_linear",
+    "conv2d_direct",
+    "depthwise_conv2d",
+    "channel_affine",
 ]

@@ -31,6 +31,7 @@ from onebit.kernels._common import as_array, check_threads
 from onebit.runtime import schema
 from onebit.runtime.format import LAYOUTS
 from onebit.runtime.ops import BUILDERS, Node, Step, physical
+from onebit.runtime.ops.blas import set_blas_threads
 from onebit.runtime.profile import OpTiming, Profile
 from onebit.runtime.reader import ModelFile, load_model
 
@@ -130,7 +131,8 @@ class Interpreter:
     Args:
         model: a path, the file's bytes, or a :class:`~onebit.runtime.ModelFile` from
             :func:`~onebit.runtime.load_model` (a path or bytes is loaded and validated).
-        num_threads: threads each native kernel may use (results do not depend on it).
+        num_threads: threads each native kernel and numpy's BLAS (OpenBLAS, process-wide) may
+            use; results do not depend on it.
 
     Example::
 
@@ -172,6 +174,7 @@ class Interpreter:
         """
         by_name, arrays = self._gather(args, kwargs)
         plan = self._plan_for(arrays)
+        set_blas_threads(self.num_threads)
         plan.execute(arrays)
         return self._results(plan, by_name)
 
@@ -186,6 +189,7 @@ class Interpreter:
             raise ValueError(f"runs must be >= 1, got {runs}")
         _, arrays = self._gather(args, kwargs)
         plan = self._plan_for(arrays)
+        set_blas_threads(self.num_threads)
         for _ in range(warmup):
             plan.execute(arrays)
         times: list[list[float]] = [[] for _ in plan.ops]

@@ -1,12 +1,14 @@
 """Element-wise float32 ops: add, mul (numpy broadcasting), relu, sigmoid, silu, clamp, prelu,
 scale_bias (per channel on the last axis), softmax and glu; every one writes into its planned
-output buffer with numpy ufuncs (``out=``), no temporaries beyond per-plan scratch."""
+output buffer: relu, clamp, prelu and scale_bias with the native ``channel_affine``, the others
+with numpy ufuncs (``out=``)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from onebit.runtime.ops import Node, Step, apply_clamp, register, scratch
+from onebit import kernels
+from onebit.runtime.ops import Node, Step, register, scratch
 
 _ONE = np.float32(1.0)
 _ZERO = np.float32(0.0)
@@ -24,15 +26,21 @@ def build_binary(node: Node) -> Step:
     return Step(run, (True,))
 
 
-@register("relu")
-def build_relu(node: Node) -> Step:
-    """y = max(x, 0)."""
+def _affine_step(node: Node, scale=None, bias=None, alpha=None, lo=None, hi=None) -> Step:
+    """A step running the native ``channel_affine`` (x*scale + bias, PReLU, clamp) into its buffer."""
+    t = node.num_threads
 
     def run(ins, outs):
-        np.maximum(ins[0], _ZERO, out=outs[0])
+        kernels.channel_affine(ins[0], scale, bias, alpha, clamp_min=lo, clamp_max=hi, out=outs[0], num_threads=t)
         return outs
 
     return Step(run, (True,))
+
+
+@register("relu")
+def build_relu(node: Node) -> Step:
+    """y = max(x, 0)."""
+    return _affine_step(node, lo=0.0)
 
 
 def _sigmoid_into(x: np.ndarray, y: np.ndarray) -> None:
@@ -70,44 +78,19 @@ def build_silu(node: Node) -> Step:
 @register("clamp")
 def build_clamp(node: Node) -> Step:
     """y = clamp(x, min, max); a null bound is open."""
-    lo, hi = node.attrs["min"], node.attrs["max"]
-
-    def run(ins, outs):
-        np.copyto(outs[0], ins[0])
-        apply_clamp(outs[0], lo, hi)
-        return outs
-
-    return Step(run, (True,))
+    return _affine_step(node, lo=node.attrs["min"], hi=node.attrs["max"])
 
 
 @register("prelu")
 def build_prelu(node: Node) -> Step:
-    """y = x if x >= 0 else alpha[c] * x, i.e. max(x, 0) + alpha * min(x, 0)."""
-    alpha = node.weight("alpha")
-    tmp = scratch(node.outputs[0][1])
-
-    def run(ins, outs):
-        x, y = ins[0], outs[0]
-        np.minimum(x, _ZERO, out=tmp)
-        np.multiply(tmp, alpha, out=tmp)
-        np.maximum(x, _ZERO, out=y)
-        np.add(y, tmp, out=y)
-        return outs
-
-    return Step(run, (True,))
+    """y = x if x >= 0 else alpha[c] * x."""
+    return _affine_step(node, alpha=node.weight("alpha"))
 
 
 @register("scale_bias")
 def build_scale_bias(node: Node) -> Step:
-    """y = x * scale[c] + bias[c] (a folded BatchNorm)."""
-    scale, bias = node.weight("scale"), node.weight("bias")
-
-    def run(ins, outs):
-        np.multiply(ins[0], scale, out=outs[0])
-        np.add(outs[0], bias, out=outs[0])
-        return outs
-
-    return Step(run, (True,))
+    """y = x * scale[c] + bias[c] (a folded BatchNorm; one FMA)."""
+    return _affine_step(node, scale=node.weight("scale"), bias=node.weight("bias"))
 
 
 @register("softmax")

@@ -6,10 +6,17 @@ conv2d with weights OHWI ``(O, kh, kw, C/groups)``::
                                                    * w[o, i, j, c], clamp_min, clamp_max)
 
 with ``xp`` the input zero-padded by ``(top, bottom, left, right)`` and ``g(o)`` the group of
-output channel ``o``. Paths: 1x1/stride 1 is one GEMM; ``groups = 1`` is an im2col GEMM (the
-patch matrix ``(N*OH*OW, kh*kw*C)`` in OHWI order times the weights ``(kh*kw*C, O)``);
-depthwise (``C/groups = 1``) is a sum over the window's taps of shifted input slices times
-per-channel weights; other groupings run one im2col GEMM per group.
+output channel ``o``. Paths:
+
+* depthwise with one output per channel: the native ``depthwise_conv2d`` (padding, bias and
+  clamp fused, no padded copy);
+* ``groups = 1`` with few input channels (C <= 16, e.g. the RGB first conv): the native
+  ``conv2d_direct`` (an im2col GEMM of depth 27 is too shallow for BLAS);
+* 1x1/stride 1 is one GEMM; other ``groups = 1`` convs an im2col GEMM (the patch matrix
+  ``(N*OH*OW, kh*kw*C)`` in OHWI order times the weights ``(kh*kw*C, O)``); GEMMs get the
+  bias + clamp epilogue from the native ``channel_affine``, in place;
+* depthwise with a channel multiplier > 1: a sum over the window's taps of shifted input
+  slices times per-channel weights; other groupings run one im2col GEMM per group.
 """
 
 from __future__ import annotations
@@ -19,7 +26,10 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from onebit.runtime.ops import Node, Step, apply_clamp, register, scratch
+from onebit import kernels
+from onebit.runtime.ops import Node, Step, register, scratch
+
+DIRECT_MAX_CHANNELS = 16  # groups=1 convs with at most this many input channels use conv2d_direct
 
 
 def _patches(xp: np.ndarray, oh: int, ow: int, kh: int, kw: int, stride, dilation) -> np.ndarray:
@@ -45,21 +55,40 @@ def build_conv2d(node: Node) -> Step:
     lo, hi = a["clamp_min"], a["clamp_max"]
     m = n * oh * ow
     padded = (top, bottom, left, right) != (0, 0, 0, 0)
-    xp = scratch((n, h + top + bottom, w_ + left + right, c), fill=0.0) if padded else None
-    interior = xp[:, top:top + h, left:left + w_, :] if padded else None
+    pad_buffer: list = []  # the zero-padded input, made on first use (the native paths pad inside)
 
     def source(x: np.ndarray) -> np.ndarray:
-        if padded:
-            np.copyto(interior, x)
-            return xp
-        return x
+        if not padded:
+            return x
+        if not pad_buffer:
+            pad_buffer.append(scratch((n, h + top + bottom, w_ + left + right, c), fill=0.0))
+        xp = pad_buffer[0]
+        np.copyto(xp[:, top:top + h, left:left + w_, :], x)
+        return xp
+
+    t = node.num_threads
+    geometry = {"stride": stride, "dilation": dilation, "padding": (top, bottom, left, right),
+                "clamp_min": lo, "clamp_max": hi, "num_threads": t}
 
     def finish(y: np.ndarray) -> None:
-        if bias is not None:
-            np.add(y, bias, out=y)
-        apply_clamp(y, lo, hi)
+        if bias is not None or lo is not None or hi is not None:
+            kernels.channel_affine(y, None, bias, None, clamp_min=lo, clamp_max=hi, out=y, num_threads=t)
 
-    if groups == 1 and kh == kw == 1 and stride == (1, 1) and not padded:
+    if cg == 1 and o == c:  # depthwise, multiplier 1: native kernel
+        w_hwc = node.cached("w_hwc", lambda: np.ascontiguousarray(weights[:, :, :, 0].transpose(1, 2, 0)))
+
+        def run(ins, outs):
+            kernels.depthwise_conv2d(ins[0], w_hwc, bias, out=outs[0], **geometry)
+            return outs
+
+    elif groups == 1 and c <= DIRECT_MAX_CHANNELS and not (kh == kw == 1 and stride == (1, 1) and not padded):
+        w_hwio = node.cached("w_hwio", lambda: np.ascontiguousarray(weights.transpose(1, 2, 3, 0)))
+
+        def run(ins, outs):
+            kernels.conv2d_direct(ins[0], w_hwio, bias, out=outs[0], **geometry)
+            return outs
+
+    elif groups == 1 and kh == kw == 1 and stride == (1, 1) and not padded:
         wt = node.cached("w_kc", lambda: np.ascontiguousarray(weights.reshape(o, c).T))  # (C, O)
 
         def run(ins, outs):
@@ -136,13 +165,14 @@ def build_dense(node: Node) -> Step:
     wt = node.cached("w_t", lambda: np.ascontiguousarray(weights.astype(np.float32).T))  # (K, N)
     bias = node.weight("bias")
     lo, hi = a["clamp_min"], a["clamp_max"]
+    epilogue = bias is not None or lo is not None or hi is not None
+    t = node.num_threads
 
     def run(ins, outs):
         y = outs[0]
         np.matmul(ins[0].reshape(m, k), wt, out=y.reshape(m, nout))
-        if bias is not None:
-            np.add(y, bias, out=y)
-        apply_clamp(y, lo, hi)
+        if epilogue:
+            kernels.channel_affine(y, None, bias, None, clamp_min=lo, clamp_max=hi, out=y, num_threads=t)
         return outs
 
     return Step(run, (True,))
