@@ -48,7 +48,7 @@ def make_case(name: str, seed: int = 0, batch: int = BATCH, size: int | None = N
     torch.manual_seed(seed)
     size = size or SIZES[name]
     kw = {"image_size": size} if name.startswith("binary_alexnet") else {}
-    model = randomize(create_model(name, **kw), seed=seed)
+    model = randomize(create_model(name, **kw), seed=seed, input_size=(3, size, size))
     x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed + 1))
     with torch.no_grad():
         logits = model(x).numpy()
