@@ -176,6 +176,19 @@ def test_plan_buffers_keep_their_identity(cnn_bytes):
     assert [[b.ctypes.data for b in op.bufs if b is not None] for op in plan.ops] == ptrs
 
 
+def test_plans_are_kept_per_shape_up_to_max_plans(llm_bytes):
+    interp = Interpreter(llm_bytes, max_plans=2)
+    ids = np.arange(6, dtype=np.int64)[None]
+    pos = np.arange(6, dtype=np.int64)
+    plans = [interp._plan_for([ids[:, :t], pos[:t]]) for t in (2, 3)]
+    assert interp._plan_for([ids[:, :2], pos[:2]]) is plans[0]  # cached, now most recent
+    interp._plan_for([ids[:, :4], pos[:4]])  # evicts T=3, the least recently used
+    assert interp._plan_for([ids[:, :2], pos[:2]]) is plans[0]
+    assert interp._plan_for([ids[:, :3], pos[:3]]) is not plans[1]
+    with pytest.raises(ValueError, match="max_plans"):
+        Interpreter(llm_bytes, max_plans=0)
+
+
 def test_threads_share_one_interpreter(cnn_bytes):
     interp = Interpreter(cnn_bytes)
     inputs = [_images(2 + i % 2, seed=i) for i in range(8)]

@@ -21,6 +21,7 @@ import math
 import os
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -133,6 +134,8 @@ class Interpreter:
             :func:`~onebit.runtime.load_model` (a path or bytes is loaded and validated).
         num_threads: threads each native kernel and numpy's BLAS (OpenBLAS, process-wide) may
             use; results do not depend on it.
+        max_plans: plans (buffers for one set of input shapes) kept per thread, least recently
+            used dropped first; a language model run at many sequence lengths keeps this many.
 
     Example::
 
@@ -141,9 +144,12 @@ class Interpreter:
         print(interp.profile(images, runs=10))
     """
 
-    def __init__(self, model: Source, num_threads: int = 1) -> None:
+    def __init__(self, model: Source, num_threads: int = 1, *, max_plans: int = 8) -> None:
         self.model = model if isinstance(model, ModelFile) else load_model(model)
         self.num_threads = check_threads(num_threads)
+        if not isinstance(max_plans, int) or max_plans < 1:
+            raise ValueError(f"max_plans must be an int >= 1, got {max_plans!r}")
+        self.max_plans = max_plans
         graph = self.model.graph
         self.inputs = [self._io(item) for item in graph["inputs"]]
         self.outputs = [self._io(item) for item in graph["outputs"]]
@@ -270,11 +276,15 @@ class Interpreter:
     def _plan_for(self, arrays: list[np.ndarray]) -> _Plan:
         plans = getattr(self._local, "plans", None)
         if plans is None:
-            plans = self._local.plans = {}
+            plans = self._local.plans = OrderedDict()
         key = tuple(x.shape for x in arrays)
         plan = plans.get(key)
         if plan is None:
             plan = plans[key] = self._make_plan(arrays)
+            while len(plans) > self.max_plans:
+                plans.popitem(last=False)
+        else:
+            plans.move_to_end(key)
         return plan
 
     def _make_plan(self, arrays: list[np.ndarray]) -> _Plan:
