@@ -131,6 +131,7 @@ void bconv2d_im2col(const BConv2dArgs& args, std::int64_t pos_begin, std::int64_
   }
 ONEBIT_DECLARE_BINARY(ref)
 ONEBIT_DECLARE_BINARY(avx2)
+ONEBIT_DECLARE_BINARY(avx512)
 #undef ONEBIT_DECLARE_BINARY
 
 }  // namespace onebit
@@ -167,6 +168,7 @@ using tgemm_fn = void (*)(const std::uint8_t* w, std::int64_t n, std::int64_t k,
   }
 ONEBIT_DECLARE_TERNARY(ref)
 ONEBIT_DECLARE_TERNARY(avx2)
+ONEBIT_DECLARE_TERNARY(avx512)
 #undef ONEBIT_DECLARE_TERNARY
 
 // ---- bmaxpool2d: binary max-pool on bitpacked NHWC (LCE LceBMaxPool2d) -----------------------
@@ -190,6 +192,7 @@ using bmaxpool2d_fn = void (*)(const bword_t* in, const BMaxPool2dShape& s, std:
   }
 ONEBIT_DECLARE_BMAXPOOL2D(ref)
 ONEBIT_DECLARE_BMAXPOOL2D(avx2)
+ONEBIT_DECLARE_BMAXPOOL2D(avx512)
 #undef ONEBIT_DECLARE_BMAXPOOL2D
 
 // ---- float32 ops of the runtime (NHWC): direct conv, depthwise conv, per-channel affine ------
