@@ -34,6 +34,7 @@ __all__ = [
     "train",
     "runtime",
     "converter",
+    "convert",
 ]
 
 # Submodules (and functions of them) loaded on first access, so that `import onebit` does not
@@ -50,6 +51,7 @@ _LAZY = {
     "train": ("onebit.train", None),
     "runtime": ("onebit.runtime", None),
     "converter": ("onebit.converter", None),
+    "convert": ("onebit.converter", "convert"),
     "summary": ("onebit.model_summary", "summary"),
     "info": ("onebit.info", "info"),
 }
