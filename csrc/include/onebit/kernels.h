@@ -28,6 +28,7 @@ using unpack_f32_fn = void (*)(const bword_t* p, std::int64_t rows, std::int64_t
 ONEBIT_DECLARE_BITPACK(ref)
 ONEBIT_DECLARE_BITPACK(avx2)
 ONEBIT_DECLARE_BITPACK(avx512)
+ONEBIT_DECLARE_BITPACK(neon)
 #undef ONEBIT_DECLARE_BITPACK
 
 // ---- binary GEMM / convolution with fused output transforms (LCE section 3.2) -------------
@@ -132,6 +133,7 @@ void bconv2d_im2col(const BConv2dArgs& args, std::int64_t pos_begin, std::int64_
 ONEBIT_DECLARE_BINARY(ref)
 ONEBIT_DECLARE_BINARY(avx2)
 ONEBIT_DECLARE_BINARY(avx512)
+ONEBIT_DECLARE_BINARY(neon)
 #undef ONEBIT_DECLARE_BINARY
 
 }  // namespace onebit
@@ -193,6 +195,7 @@ using bmaxpool2d_fn = void (*)(const bword_t* in, const BMaxPool2dShape& s, std:
 ONEBIT_DECLARE_BMAXPOOL2D(ref)
 ONEBIT_DECLARE_BMAXPOOL2D(avx2)
 ONEBIT_DECLARE_BMAXPOOL2D(avx512)
+ONEBIT_DECLARE_BMAXPOOL2D(neon)
 #undef ONEBIT_DECLARE_BMAXPOOL2D
 
 // ---- float32 ops of the runtime (NHWC): direct conv, depthwise conv, per-channel affine ------

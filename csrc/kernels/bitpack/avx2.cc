@@ -5,19 +5,11 @@
 #include <cstring>
 
 #include "onebit/kernels.h"
+#include "tail_word.h"
 
 namespace onebit::avx2 {
-namespace {
 
-// Packs the last (partial) word of a row: `n` < 32 values.
-template <class T>
-bword_t tail_word(const T* x, std::int64_t n) {
-  bword_t word = 0;
-  for (std::int64_t b = 0; b < n; ++b) word |= static_cast<bword_t>(x[b] < T(0)) << b;
-  return word;
-}
-
-}  // namespace
+using detail::tail_word;
 
 void bitpack_f32(const float* x, std::int64_t rows, std::int64_t k, bword_t* out) {
   const std::int64_t words = packed_words(k), full = k / kBitsPerWord;

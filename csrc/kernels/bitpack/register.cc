@@ -13,3 +13,8 @@ ONEBIT_REGISTER_KERNEL("bitpack_f32", avx512, onebit::avx512::bitpack_f32);
 ONEBIT_REGISTER_KERNEL("bitpack_i8", avx512, onebit::avx512::bitpack_i8);
 ONEBIT_REGISTER_KERNEL("unpack_f32", avx512, onebit::avx512::unpack_f32);
 #endif
+#if defined(ONEBIT_HAVE_NEON)
+ONEBIT_REGISTER_KERNEL("bitpack_f32", neon, onebit::neon::bitpack_f32);
+ONEBIT_REGISTER_KERNEL("bitpack_i8", neon, onebit::neon::bitpack_i8);
+ONEBIT_REGISTER_KERNEL("unpack_f32", neon, onebit::neon::unpack_f32);
+#endif
