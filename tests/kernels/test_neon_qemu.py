@@ -1,4 +1,4 @@
-"""The NEON (AArch64) binary kernels against the scalar reference, on an x86 machine.
+"""The NEON (AArch64) binary and ternary kernels against the scalar reference, on an x86 machine.
 
 The NEON paths (csrc/kernels/<op>/neon.cc) cannot run here natively, so tests/native/isa_check.cc
 (a differential checker over word-edge shape grids, every output type and padding mode, with
@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 CXX = "aarch64-linux-gnu-g++"
 QEMU = "qemu-aarch64"
-OPS = ["bitpack", "bgemm", "bconv2d", "bmaxpool2d"]
+OPS = ["bitpack", "bgemm", "bconv2d", "bmaxpool2d", "tgemm", "quantize_i8"]
 OTHER_ISAS = {"avx2", "avx512", "neon", "register"}
 
 pytestmark = pytest.mark.skipif(
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def _sources() -> list[Path]:
-    """Every ISA-independent source of the binary ops plus their neon.cc (no dispatch table)."""
+    """Every ISA-independent source of the ops plus their neon.cc (no dispatch table)."""
     sources = []
     for op in OPS:
         folder = ROOT / "csrc" / "kernels" / op
@@ -48,9 +48,9 @@ def checker(tmp_path_factory) -> Path:
     return exe
 
 
-def test_neon_binary_kernels_equal_ref_under_qemu(checker):
+def test_neon_kernels_equal_ref_under_qemu(checker):
     done = subprocess.run([QEMU, str(checker)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     last = done.stdout.strip().splitlines()[-1]
     assert last.startswith("ok "), done.stdout
-    assert int(last.split()[1]) > 5000  # every grid ran (bitpack + bgemm + bconv2d + bmaxpool2d cases)
+    assert int(last.split()[1]) > 5000  # every grid ran (binary and ternary ops)

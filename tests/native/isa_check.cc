@@ -3,6 +3,7 @@
 // machine cannot run natively (NEON through qemu-aarch64; tests/kernels/test_neon_qemu.py).
 // The namespace under test is ONEBIT_CHECK_NS (e.g. -DONEBIT_CHECK_NS=neon).
 //
+// Ops: bitpack/unpack, bgemm, bconv2d, bmaxpool2d, tgemv/tgemm, quantize_i8.
 // Every op runs on shape grids that hit word edges (K and channels 1, 31, 32, 33, 63, 64, 65,
 // 127, 128, 129, ...), every output type, row corrections, column offsets, strides,
 // dilations, groups and both padding modes; outputs must be equal byte for byte (the float
@@ -255,6 +256,72 @@ void check_bmaxpool2d() {
   }
 }
 
+// Packs ternary rows t[n][k] in {-1, 0, 1} into tq2 rows (formats.h); tail fields hold t = 0.
+std::vector<std::uint8_t> pack_tq2(const std::vector<int>& t, std::int64_t n, std::int64_t k) {
+  const std::int64_t row_bytes = tq2_row_bytes(k);
+  std::vector<std::uint8_t> w(static_cast<std::size_t>(n * row_bytes), 0);
+  for (std::int64_t j = 0; j < n; ++j) {
+    for (std::int64_t kk = 0; kk < tq2_blocks(k) * kTq2BlockValues; ++kk) {
+      const int q = (kk < k ? t[j * k + kk] : 0) + 1;
+      const std::int64_t b = kk / kTq2BlockValues, r = kk % kTq2BlockValues;
+      w[j * row_bytes + b * 32 + r % 32] |= static_cast<std::uint8_t>(q << (2 * (r / 32)));
+    }
+  }
+  return w;
+}
+
+void check_ternary() {
+  for (std::int64_t k : kDepths) {
+    for (std::int64_t m : {1, 2, 5, 17}) {
+      for (std::int64_t n : {1, 3, 16, 17, 33}) {
+        std::vector<int> t(static_cast<std::size_t>(n * k));
+        for (auto& v : t) v = static_cast<int>(rng() % 3) - 1;
+        const std::vector<std::uint8_t> w = pack_tq2(t, n, k);
+        std::vector<std::int8_t> x(static_cast<std::size_t>(m * k));
+        for (std::size_t i = 0; i < x.size(); ++i) {  // extremes on some rows: all -128 / +127
+          const std::int64_t row = static_cast<std::int64_t>(i) / k;
+          x[i] = row == 1 ? std::int8_t{-128} : row == 2 ? std::int8_t{127} : static_cast<std::int8_t>(rng());
+        }
+        std::vector<float> xs(m);
+        for (auto& v : xs) v = 0.5f + static_cast<float>(rng() % 1000) / 7.0f;
+        const std::int64_t ldo = n + 1;
+        for (int op = 0; op < 2; ++op) {
+          Guarded f_ref(m * ldo * 4), f_fast = f_ref, a_ref(m * ldo * 4), a_fast = a_ref;
+          auto ref_fn = op == 0 ? &ref::tgemv : &ref::tgemm;
+          auto fast_fn = op == 0 ? &fast::tgemv : &fast::tgemm;
+          ref_fn(w.data(), n, k, 0.37f, x.data(), xs.data(), m, static_cast<float*>(f_ref.data()),
+                 static_cast<std::int32_t*>(a_ref.data()), ldo);
+          fast_fn(w.data(), n, k, 0.37f, x.data(), xs.data(), m, static_cast<float*>(f_fast.data()),
+                  static_cast<std::int32_t*>(a_fast.data()), ldo);
+          const std::string tag = std::string(op == 0 ? "tgemv" : "tgemm") + " m=" + std::to_string(m) +
+                                  " n=" + std::to_string(n) + " k=" + std::to_string(k);
+          compare(f_ref, f_fast, tag + " float out");
+          compare(a_ref, a_fast, tag + " int32 out");
+        }
+      }
+    }
+  }
+}
+
+void check_quantize_i8() {
+  for (std::int64_t k : kDepths) {
+    const std::int64_t rows = 4;
+    std::vector<float> x(static_cast<std::size_t>(rows * k));
+    std::uniform_real_distribution<float> u(-3.0f, 3.0f);
+    for (std::int64_t i = 0; i < rows * k; ++i) {
+      const std::int64_t r = i / k, c = i % k;
+      // row 0 random, row 1 zeros (eps scale), row 2 exact ties (amax 127: x * s = j + 0.5), row 3 tiny
+      x[i] = r == 0 ? u(rng) : r == 1 ? 0.0f : r == 2 ? (c == 0 ? 127.0f : static_cast<float>(c % 200) - 99.5f)
+                                                      : u(rng) * 1e-7f;
+    }
+    Guarded q_ref(rows * k), q_fast = q_ref, s_ref(rows * 4), s_fast = s_ref;
+    ref::quantize_i8(x.data(), rows, k, static_cast<std::int8_t*>(q_ref.data()), static_cast<float*>(s_ref.data()));
+    fast::quantize_i8(x.data(), rows, k, static_cast<std::int8_t*>(q_fast.data()), static_cast<float*>(s_fast.data()));
+    compare(q_ref, q_fast, "quantize_i8 k=" + std::to_string(k));
+    compare(s_ref, s_fast, "quantize_i8 scales k=" + std::to_string(k));
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -262,6 +329,8 @@ int main() {
   check_bgemm();
   check_bconv2d();
   check_bmaxpool2d();
+  check_ternary();
+  check_quantize_i8();
   std::printf("ok %ld\n", cases);
   return 0;
 }

@@ -171,6 +171,7 @@ using tgemm_fn = void (*)(const std::uint8_t* w, std::int64_t n, std::int64_t k,
 ONEBIT_DECLARE_TERNARY(ref)
 ONEBIT_DECLARE_TERNARY(avx2)
 ONEBIT_DECLARE_TERNARY(avx512)
+ONEBIT_DECLARE_TERNARY(neon)
 #undef ONEBIT_DECLARE_TERNARY
 
 // ---- bmaxpool2d: binary max-pool on bitpacked NHWC (LCE LceBMaxPool2d) -----------------------

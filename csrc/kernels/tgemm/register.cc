@@ -9,3 +9,7 @@ ONEBIT_REGISTER_KERNEL("tgemm", ref, onebit::ref::tgemm);
 ONEBIT_REGISTER_KERNEL("tgemv", avx2, onebit::avx2::tgemv);
 ONEBIT_REGISTER_KERNEL("tgemm", avx2, onebit::avx2::tgemm);
 #endif
+#if defined(ONEBIT_HAVE_NEON)
+ONEBIT_REGISTER_KERNEL("tgemv", neon, onebit::neon::tgemv);
+ONEBIT_REGISTER_KERNEL("tgemm", neon, onebit::neon::tgemm);
+#endif
