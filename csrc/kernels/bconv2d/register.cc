@@ -5,4 +5,5 @@
 ONEBIT_REGISTER_KERNEL("bconv2d", ref, onebit::ref::bconv2d);
 #if defined(ONEBIT_HAVE_X86)
 ONEBIT_REGISTER_KERNEL("bconv2d", avx2, onebit::avx2::bconv2d);
+ONEBIT_REGISTER_KERNEL("bconv2d", avx512, onebit::avx512::bconv2d);
 #endif

@@ -5,4 +5,5 @@
 ONEBIT_REGISTER_KERNEL("bmaxpool2d", ref, onebit::ref::bmaxpool2d);
 #if defined(ONEBIT_HAVE_X86)
 ONEBIT_REGISTER_KERNEL("bmaxpool2d", avx2, onebit::avx2::bmaxpool2d);
+ONEBIT_REGISTER_KERNEL("bmaxpool2d", avx512, onebit::avx512::bmaxpool2d);
 #endif

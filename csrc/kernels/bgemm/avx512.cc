@@ -1,0 +1,280 @@
+// AVX-512 binary GEMM (VPOPCNTDQ + BW; the AVX-512 binary convolution, bconv2d/avx512.cc, is
+// im2col + this GEMM). Same structure, invariants and output transform as bgemm/avx2.cc.
+//
+// Popcount: one VPOPCNTQ per 512 bits, accumulated in 64-bit lanes with VPADDQ. Per 512 bits of
+// one (row, column) pair:   cnt += popcnt64(a XOR b)        (3 vector ops, no flush: a 64-bit
+// lane total is < K < 2^24, far from overflow). Register-only peak of this core (Zen 5,
+// benchmarks/peak/binary_peak.cc): see MEASURED below.
+//
+// Two micro-kernels, as in avx2.cc:
+// * rows8 (the bulk: every full block of 8 rows). The 8 rows are transposed into 64-bit
+//   elements (at[w][r] = A[r][2w] | A[r][2w+1] << 32), so one zmm holds 64 bits of 8 rows and
+//   each 64-bit word of a B row is broadcast (embedded {1to8} broadcast of the XOR). One step =
+//   64 bits x 8 rows x 1 column; kColsR columns per pass keep kColsR counters in registers. K
+//   advances 64 bits at a time (an odd last word is broadcast zero-extended, so no load passes
+//   the end of a B row), so short depths waste nothing, and the lanes of a counter already are
+//   the 8 rows' totals: no horizontal reduction at all.
+// * tiles (the last m % 8 rows, and m < 8, e.g. a dense layer at batch 1): kMR x kNR pairs,
+//   each a zmm counter over 512-bit steps of K (16 words); the K tail (kw % 16 words) is one
+//   more step with masked loads (_mm512_maskz_loadu_epi32: masked-off words read as 0 and never
+//   fault), so there is no scalar tail. Counters are reduced 8 at a time into one vector of 8
+//   totals (reduce8: 21 ops for 8 pairs).
+// Output: int32 totals go to a small row buffer, then the output transform (onebit/kernels.h)
+// is applied 16 columns per step with one FMA per element, exactly like the scalar std::fma of
+// output_transform.h (masked tail for int32/f32/i8, scalar tail for bitpacked), so every
+// output type is bit-identical to ref.
+//
+// MEASURED (Zen 5, 1 thread, shared noisy 2-core machine): see the figures below.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "onebit/kernels.h"
+#include "output_transform.h"
+
+namespace onebit::avx512 {
+namespace {
+
+#ifndef ONEBIT_BGEMM512_MR
+#define ONEBIT_BGEMM512_MR 4
+#define ONEBIT_BGEMM512_NR 4
+#endif
+#ifndef ONEBIT_BGEMM512_COLS8
+#define ONEBIT_BGEMM512_COLS8 16
+#endif
+constexpr int kMR = ONEBIT_BGEMM512_MR, kNR = ONEBIT_BGEMM512_NR;
+constexpr int kRows = 8, kColsR = ONEBIT_BGEMM512_COLS8;
+constexpr std::int64_t kColBlockBytes = 384 * 1024;  // B block kept in L2 (1 MiB on Zen 5)
+
+inline std::uint64_t load64(const bword_t* p) {
+  std::uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// [sum c0, ..., sum c7] (sums of the 8 lanes of each input), as 8 uint64 lanes.
+inline __m512i reduce8(const __m512i c[8]) {
+  // pairs: lanes (2i, 2i+1) of block b hold (c_even, c_odd) partial sums of block b
+  const __m512i s01 = _mm512_add_epi64(_mm512_unpacklo_epi64(c[0], c[1]), _mm512_unpackhi_epi64(c[0], c[1]));
+  const __m512i s23 = _mm512_add_epi64(_mm512_unpacklo_epi64(c[2], c[3]), _mm512_unpackhi_epi64(c[2], c[3]));
+  const __m512i s45 = _mm512_add_epi64(_mm512_unpacklo_epi64(c[4], c[5]), _mm512_unpackhi_epi64(c[4], c[5]));
+  const __m512i s67 = _mm512_add_epi64(_mm512_unpacklo_epi64(c[6], c[7]), _mm512_unpackhi_epi64(c[6], c[7]));
+  // 128-bit blocks: [x.b0, x.b2, y.b0, y.b2] + [x.b1, x.b3, y.b1, y.b3]
+  const __m512i v = _mm512_add_epi64(_mm512_shuffle_i64x2(s01, s23, 0x88), _mm512_shuffle_i64x2(s01, s23, 0xDD));
+  const __m512i w = _mm512_add_epi64(_mm512_shuffle_i64x2(s45, s67, 0x88), _mm512_shuffle_i64x2(s45, s67, 0xDD));
+  return _mm512_add_epi64(_mm512_shuffle_i64x2(v, w, 0x88), _mm512_shuffle_i64x2(v, w, 0xDD));
+}
+
+// acc[i * ldc + j] = k - 2 * popcount(A[i] XOR B[j]) over kw words, for MR x NR pairs.
+template <int MR, int NR>
+inline void tile(const bword_t* a, std::int64_t lda, const bword_t* b, std::int64_t ldb, std::int64_t kw,
+                 std::int64_t k, std::int32_t* acc, std::int64_t ldc) {
+  constexpr int kPairs = MR * NR, kGroups = (kPairs + 7) / 8;
+  __m512i cnt[kGroups * 8];
+  for (int p = 0; p < kGroups * 8; ++p) cnt[p] = _mm512_setzero_si512();
+  const std::int64_t full = kw / 16 * 16;
+  auto step = [&](std::int64_t w, __mmask16 mask) {
+    __m512i av[MR];
+    for (int i = 0; i < MR; ++i) av[i] = _mm512_maskz_loadu_epi32(mask, a + i * lda + w);
+    for (int j = 0; j < NR; ++j) {
+      const __m512i bv = _mm512_maskz_loadu_epi32(mask, b + j * ldb + w);
+      for (int i = 0; i < MR; ++i) {
+        cnt[i * NR + j] = _mm512_add_epi64(cnt[i * NR + j], _mm512_popcnt_epi64(_mm512_xor_si512(av[i], bv)));
+      }
+    }
+  };
+  for (std::int64_t w = 0; w < full; w += 16) step(w, __mmask16(0xFFFF));
+  if (full < kw) step(full, static_cast<__mmask16>((1u << (kw - full)) - 1));
+  alignas(64) std::int64_t tot[kGroups * 8];
+  for (int g = 0; g < kGroups; ++g) _mm512_store_si512(tot + 8 * g, reduce8(cnt + 8 * g));
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc[i * ldc + j] = static_cast<std::int32_t>(k - 2 * tot[i * NR + j]);
+}
+
+// Runtime (mr, nr) -> compile-time tile<MR, NR> for the edge tiles of the block.
+template <int MR, int NR>
+inline void tile_cols(const bword_t* a, std::int64_t lda, const bword_t* b, std::int64_t ldb, std::int64_t kw,
+                      std::int64_t k, int nr, std::int32_t* acc, std::int64_t ldc) {
+  if constexpr (NR > 0) {
+    if (nr == NR) {
+      tile<MR, NR>(a, lda, b, ldb, kw, k, acc, ldc);
+    } else {
+      tile_cols<MR, NR - 1>(a, lda, b, ldb, kw, k, nr, acc, ldc);
+    }
+  }
+}
+
+template <int MR>
+inline void tile_any(const bword_t* a, std::int64_t lda, const bword_t* b, std::int64_t ldb, std::int64_t kw,
+                     std::int64_t k, int mr, int nr, std::int32_t* acc, std::int64_t ldc) {
+  if constexpr (MR > 0) {
+    if (mr == MR) {
+      tile_cols<MR, kNR>(a, lda, b, ldb, kw, k, nr, acc, ldc);
+    } else {
+      tile_any<MR - 1>(a, lda, b, ldb, kw, k, mr, nr, acc, ldc);
+    }
+  }
+}
+
+// acc8[j][r] = k - 2 * popcount over kw words of (row r of `at`) XOR B[min(j, nc-1)], j < kColsR.
+// `at` holds kw2 = ceil(kw / 2) 64-bit elements per row, transposed: at[w * 8 + r].
+inline void rows8_tile(const std::uint64_t* at, std::int64_t kw, const bword_t* b, std::int64_t ldb, int nc,
+                       std::int64_t k, std::int32_t acc8[kColsR][kRows]) {
+  const bword_t* bj[kColsR];
+  for (int j = 0; j < kColsR; ++j) bj[j] = b + std::min(j, nc - 1) * ldb;  // extra columns: discarded
+  __m512i cnt[kColsR];
+  for (int j = 0; j < kColsR; ++j) cnt[j] = _mm512_setzero_si512();
+  const std::int64_t kw2 = kw / 2;
+  for (std::int64_t w = 0; w < kw2; ++w) {
+    const __m512i av = _mm512_load_si512(at + w * kRows);
+    for (int j = 0; j < kColsR; ++j) {
+      const __m512i bv = _mm512_set1_epi64(static_cast<long long>(load64(bj[j] + 2 * w)));
+      cnt[j] = _mm512_add_epi64(cnt[j], _mm512_popcnt_epi64(_mm512_xor_si512(av, bv)));
+    }
+  }
+  if (kw % 2 != 0) {  // last word alone, zero-extended (A's element has its high half 0 too)
+    const __m512i av = _mm512_load_si512(at + kw2 * kRows);
+    for (int j = 0; j < kColsR; ++j) {
+      const __m512i bv = _mm512_set1_epi64(static_cast<long long>(bj[j][kw - 1]));
+      cnt[j] = _mm512_add_epi64(cnt[j], _mm512_popcnt_epi64(_mm512_xor_si512(av, bv)));
+    }
+  }
+  const __m256i kv = _mm256_set1_epi32(static_cast<int>(k));
+  for (int j = 0; j < kColsR; ++j) {
+    const __m256i pop = _mm512_cvtepi64_epi32(cnt[j]);  // totals < 2^24
+    _mm256_store_si256(reinterpret_cast<__m256i*>(acc8[j]), _mm256_sub_epi32(kv, _mm256_slli_epi32(pop, 1)));
+  }
+}
+
+// Applies the optional correction and the output transform to n accumulators of one row
+// (output columns col0 .. col0 + n - 1), 16 columns per step.
+void transform_row(const BOutputTransform& t, const std::int32_t* acc, const std::int32_t* corr, std::int64_t col0,
+                   std::int64_t n, void* row) {
+  for (std::int64_t j = 0; j < n; j += 16) {
+    const std::int64_t c = col0 + j;
+    const int len = static_cast<int>(std::min<std::int64_t>(16, n - j));
+    const __mmask16 mask = len == 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << len) - 1);
+    if (t.type == BOutType::bitpacked && (len < 16 || c % 8 != 0)) {
+      for (int u = 0; u < len; ++u) detail::store_one(t, c + u, acc[j + u] - (corr != nullptr ? corr[c + u] : 0), row);
+      continue;
+    }
+    __m512i v = _mm512_maskz_loadu_epi32(mask, acc + j);
+    if (corr != nullptr) v = _mm512_sub_epi32(v, _mm512_maskz_loadu_epi32(mask, corr + c));
+    switch (t.type) {
+      case BOutType::int32:
+        _mm512_mask_storeu_epi32(static_cast<std::int32_t*>(row) + c, mask, v);
+        break;
+      case BOutType::f32:
+      case BOutType::i8: {
+        __m512 y = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, t.multiplier + c), _mm512_cvtepi32_ps(v),
+                                   _mm512_maskz_loadu_ps(mask, t.bias + c));
+        y = _mm512_max_ps(y, _mm512_set1_ps(t.clamp_min));  // NaN y -> clamp_min, as the scalar code
+        y = _mm512_min_ps(y, _mm512_set1_ps(t.clamp_max));
+        if (t.type == BOutType::f32) {
+          _mm512_mask_storeu_ps(static_cast<float*>(row) + c, mask, y);
+        } else {
+          y = _mm512_max_ps(y, _mm512_set1_ps(-128.0f));
+          y = _mm512_min_ps(y, _mm512_set1_ps(127.0f));
+          const __m512i q = _mm512_cvtps_epi32(y);  // MXCSR default: round half to even
+          _mm512_mask_cvtsepi32_storeu_epi8(static_cast<std::int8_t*>(row) + c, mask, q);
+        }
+        break;
+      }
+      case BOutType::bitpacked: {  // 16 whole columns starting at a byte boundary
+        const __m512i thr = _mm512_loadu_si512(t.threshold + c);
+        const __m128i fl = _mm_loadu_si128(reinterpret_cast<const __m128i*>(t.flip + c));
+        const __mmask16 bits = _mm512_cmpgt_epi32_mask(thr, v) ^ _mm_test_epi8_mask(fl, fl);  // (acc < thr) != flip
+        const std::uint16_t b16 = bits;
+        std::memcpy(reinterpret_cast<std::uint8_t*>(row) + c / 8, &b16, 2);
+        break;
+      }
+    }
+  }
+}
+
+// Rows [0, m) with m a multiple of 8, all columns, through rows8_tile (see above).
+void bgemm_rows8(const BgemmArgs& g, std::int64_t nb) {
+  const BOutputTransform& t = *g.transform;
+  const std::int64_t kw2 = (g.kw + 1) / 2;
+  thread_local std::vector<std::int32_t> rowbuf;
+  thread_local std::vector<std::uint64_t> at_store;
+  if (static_cast<std::int64_t>(rowbuf.size()) < kRows * nb) rowbuf.resize(kRows * nb);
+  if (static_cast<std::int64_t>(at_store.size()) < kRows * kw2 + 8) at_store.resize(kRows * kw2 + 8);
+  std::uint64_t* at = at_store.data();
+  at += (8 - (reinterpret_cast<std::uintptr_t>(at) / 8) % 8) % 8;  // 64-byte aligned
+  alignas(64) std::int32_t acc8[kColsR][kRows];
+  for (std::int64_t n0 = 0; n0 < g.n; n0 += nb) {
+    const std::int64_t n1 = std::min(g.n, n0 + nb), width = n1 - n0;
+    for (std::int64_t r0 = 0; r0 < g.m; r0 += kRows) {
+      for (int r = 0; r < kRows; ++r) {  // transpose the 8 rows, 64 bits at a time
+        const bword_t* src = g.a + (r0 + r) * g.lda;
+        for (std::int64_t w = 0; w < g.kw / 2; ++w) at[w * kRows + r] = load64(src + 2 * w);
+        if (g.kw % 2 != 0) at[(kw2 - 1) * kRows + r] = src[g.kw - 1];
+      }
+      for (std::int64_t j0 = n0; j0 < n1; j0 += kColsR) {
+        const int nc = static_cast<int>(std::min<std::int64_t>(kColsR, n1 - j0));
+        rows8_tile(at, g.kw, g.b + j0 * g.ldb, g.ldb, nc, g.k, acc8);
+        for (int j = 0; j < nc; ++j)
+          for (int r = 0; r < kRows; ++r) rowbuf[r * width + (j0 - n0) + j] = acc8[j][r];
+      }
+      for (int r = 0; r < kRows; ++r) {
+        const std::int32_t* corr = g.row_correction != nullptr ? g.row_correction[r0 + r] : nullptr;
+        transform_row(t, rowbuf.data() + r * width, corr, g.col0 + n0, width,
+                      detail::out_row(t, g.out, r0 + r, g.ldo));
+      }
+    }
+  }
+}
+
+// Rows [0, m), any m, through the kMR x kNR tiles.
+void bgemm_tiles(const BgemmArgs& g, std::int64_t nb) {
+  const BOutputTransform& t = *g.transform;
+  thread_local std::vector<std::int32_t> accbuf;
+  if (static_cast<std::int64_t>(accbuf.size()) < kMR * nb) accbuf.resize(kMR * nb);
+  for (std::int64_t n0 = 0; n0 < g.n; n0 += nb) {
+    const std::int64_t n1 = std::min(g.n, n0 + nb), width = n1 - n0;
+    for (std::int64_t r0 = 0; r0 < g.m; r0 += kMR) {
+      const int mr = static_cast<int>(std::min<std::int64_t>(kMR, g.m - r0));
+      const bword_t* a = g.a + r0 * g.lda;
+      for (std::int64_t j0 = n0; j0 < n1; j0 += kNR) {
+        const int nr = static_cast<int>(std::min<std::int64_t>(kNR, n1 - j0));
+        tile_any<kMR>(a, g.lda, g.b + j0 * g.ldb, g.ldb, g.kw, g.k, mr, nr, accbuf.data() + (j0 - n0), width);
+      }
+      for (int i = 0; i < mr; ++i) {
+        const std::int64_t r = r0 + i;
+        const std::int32_t* corr = g.row_correction != nullptr ? g.row_correction[r] : nullptr;
+        transform_row(t, accbuf.data() + i * width, corr, g.col0 + n0, width, detail::out_row(t, g.out, r, g.ldo));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void bgemm(const BgemmArgs& g) {
+  // Column block: a multiple of 32 columns (bitpacked output bytes stay whole), B block <= L2 share.
+  const std::int64_t row_bytes = std::max<std::int64_t>(1, g.kw * 4);
+  const std::int64_t nb = std::max<std::int64_t>(32, (kColBlockBytes / row_bytes) / 32 * 32);
+#ifdef ONEBIT_BGEMM512_TILES_ONLY
+  const std::int64_t m8 = 0;
+#else
+  const std::int64_t m8 = g.m / kRows * kRows;
+#endif
+  if (m8 > 0) {
+    BgemmArgs head = g;
+    head.m = m8;
+    bgemm_rows8(head, nb);
+  }
+  if (m8 < g.m) {  // the last m % 8 rows
+    BgemmArgs rest = g;
+    rest.a = g.a + m8 * g.lda;
+    rest.m = g.m - m8;
+    rest.row_correction = g.row_correction != nullptr ? g.row_correction + m8 : nullptr;
+    rest.out = detail::out_row(*g.transform, g.out, m8, g.ldo);
+    bgemm_tiles(rest, nb);
+  }
+}
+
+}  // namespace onebit::avx512

@@ -1,0 +1,42 @@
+// AVX-512 bmaxpool2d: the window AND of ref, 16 packed words (512 channels) per vector; the
+// last (words % 16) words of a pixel are one more step with masked loads and a masked store
+// (masked-off words are neither read nor written), so no access passes the end of a pixel and
+// there is no scalar tail.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "onebit/kernels.h"
+
+namespace onebit::avx512 {
+
+void bmaxpool2d(const bword_t* in, const BMaxPool2dShape& s, std::int64_t row_begin, std::int64_t row_end,
+                bword_t* out) {
+  const std::int64_t words = packed_words(s.channels);
+  const bword_t tail_mask = last_word_mask(s.channels);
+  for (std::int64_t row = row_begin; row < row_end; ++row) {
+    const std::int64_t b = row / s.out_h, oh = row % s.out_h;
+    const std::int64_t h0 = oh * s.stride_h - s.pad_top;
+    const std::int64_t hb = std::max<std::int64_t>(h0, 0), he = std::min<std::int64_t>(h0 + s.kernel_h, s.in_h);
+    for (std::int64_t ow = 0; ow < s.out_w; ++ow) {
+      const std::int64_t w0 = ow * s.stride_w - s.pad_left;
+      const std::int64_t wb = std::max<std::int64_t>(w0, 0), we = std::min<std::int64_t>(w0 + s.kernel_w, s.in_w);
+      bword_t* dst = out + ((b * s.out_h + oh) * s.out_w + ow) * words;
+      for (std::int64_t c = 0; c < words; c += 16) {
+        const std::int64_t left = words - c;
+        const __mmask16 mask = left >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
+        __m512i acc = _mm512_set1_epi32(-1);
+        for (std::int64_t h = hb; h < he; ++h) {
+          const bword_t* src = in + ((b * s.in_h + h) * s.in_w) * words + c;
+          for (std::int64_t w = wb; w < we; ++w) {
+            acc = _mm512_and_si512(acc, _mm512_maskz_loadu_epi32(mask, src + w * words));
+          }
+        }
+        _mm512_mask_storeu_epi32(dst + c, mask, acc);
+      }
+      dst[words - 1] &= tail_mask;  // keep the output padding bits 0
+    }
+  }
+}
+
+}  // namespace onebit::avx512
