@@ -38,14 +38,11 @@ namespace onebit::avx512 {
 namespace {
 
 #ifndef ONEBIT_BGEMM512_MR
-#define ONEBIT_BGEMM512_MR 4
-#define ONEBIT_BGEMM512_NR 4
-#endif
-#ifndef ONEBIT_BGEMM512_COLS8
-#define ONEBIT_BGEMM512_COLS8 16
+#define ONEBIT_BGEMM512_MR 3
+#define ONEBIT_BGEMM512_NR 8
 #endif
 constexpr int kMR = ONEBIT_BGEMM512_MR, kNR = ONEBIT_BGEMM512_NR;
-constexpr int kRows = 8, kColsR = ONEBIT_BGEMM512_COLS8;
+constexpr int kCols = 8;  // columns per pass of the row kernels (one 8 x 8 transpose per 8 rows)
 constexpr std::int64_t kColBlockBytes = 384 * 1024;  // B block kept in L2 (1 MiB on Zen 5)
 
 inline std::uint64_t load64(const bword_t* p) {
@@ -118,33 +115,61 @@ inline void tile_any(const bword_t* a, std::int64_t lda, const bword_t* b, std::
   }
 }
 
-// acc8[j][r] = k - 2 * popcount over kw words of (row r of `at`) XOR B[min(j, nc-1)], j < kColsR.
-// `at` holds kw2 = ceil(kw / 2) 64-bit elements per row, transposed: at[w * 8 + r].
-inline void rows8_tile(const std::uint64_t* at, std::int64_t kw, const bword_t* b, std::int64_t ldb, int nc,
-                       std::int64_t k, std::int32_t acc8[kColsR][kRows]) {
-  const bword_t* bj[kColsR];
-  for (int j = 0; j < kColsR; ++j) bj[j] = b + std::min(j, nc - 1) * ldb;  // extra columns: discarded
-  __m512i cnt[kColsR];
-  for (int j = 0; j < kColsR; ++j) cnt[j] = _mm512_setzero_si512();
-  const std::int64_t kw2 = kw / 2;
-  for (std::int64_t w = 0; w < kw2; ++w) {
-    const __m512i av = _mm512_load_si512(at + w * kRows);
-    for (int j = 0; j < kColsR; ++j) {
-      const __m512i bv = _mm512_set1_epi64(static_cast<long long>(load64(bj[j] + 2 * w)));
-      cnt[j] = _mm512_add_epi64(cnt[j], _mm512_popcnt_epi64(_mm512_xor_si512(av, bv)));
-    }
+// In-register transpose of an 8 x 8 int32 block: x[i] lane j -> x[j] lane i (24 shuffles).
+inline void transpose8x8(__m256i x[8]) {
+  __m256i t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_epi32(x[i], x[i + 1]);
+    t[i + 1] = _mm256_unpackhi_epi32(x[i], x[i + 1]);
   }
-  if (kw % 2 != 0) {  // last word alone, zero-extended (A's element has its high half 0 too)
-    const __m512i av = _mm512_load_si512(at + kw2 * kRows);
-    for (int j = 0; j < kColsR; ++j) {
-      const __m512i bv = _mm512_set1_epi64(static_cast<long long>(bj[j][kw - 1]));
-      cnt[j] = _mm512_add_epi64(cnt[j], _mm512_popcnt_epi64(_mm512_xor_si512(av, bv)));
-    }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);
+    u[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);
+    u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
+    u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
   }
+  for (int i = 0; i < 4; ++i) {
+    x[i] = _mm256_permute2x128_si256(u[i], u[i + 4], 0x20);
+    x[i + 4] = _mm256_permute2x128_si256(u[i], u[i + 4], 0x31);
+  }
+}
+
+// For R = 8 * RV rows and kCols columns j < nc: dst[r * ldd + j] = k - 2 * popcount over kw
+// words of (row r of `at`) XOR B[j]. `at` holds ceil(kw / 2) 64-bit elements per row,
+// transposed: at[w * R + r]. Columns nc..kCols-1 repeat B row nc-1 and are not stored.
+template <int RV>
+inline void rows_tile(const std::uint64_t* at, std::int64_t kw, const bword_t* b, std::int64_t ldb, int nc,
+                      std::int64_t k, std::int32_t* dst, std::int64_t ldd) {
+  constexpr int R = 8 * RV, NC = kCols;
+  const bword_t* bj[NC];
+  for (int j = 0; j < NC; ++j) bj[j] = b + std::min(j, nc - 1) * ldb;
+  __m512i cnt[NC][RV];
+  for (int j = 0; j < NC; ++j)
+    for (int v = 0; v < RV; ++v) cnt[j][v] = _mm512_setzero_si512();
+  // One step: 64 bits of R rows x NC columns. The last word of an odd kw is read alone,
+  // zero-extended (A's element has its high half 0 too), so no load passes the end of a B row.
+  auto step = [&](std::int64_t w, bool half) {
+    __m512i av[RV];
+    for (int v = 0; v < RV; ++v) av[v] = _mm512_load_si512(at + w * R + 8 * v);
+    for (int j = 0; j < NC; ++j) {
+      const std::uint64_t bw = half ? std::uint64_t{bj[j][2 * w]} : load64(bj[j] + 2 * w);
+      const __m512i bv = _mm512_set1_epi64(static_cast<long long>(bw));
+      for (int v = 0; v < RV; ++v)
+        cnt[j][v] = _mm512_add_epi64(cnt[j][v], _mm512_popcnt_epi64(_mm512_xor_si512(av[v], bv)));
+    }
+  };
+  // (The odd word first: with it after the loop, GCC copies every counter each iteration.)
+  if (kw % 2 != 0) step(kw / 2, true);
+  for (std::int64_t w = 0; w < kw / 2; ++w) step(w, false);
+  // Counters hold columns x rows; transpose each 8 x 8 block to rows x columns in registers.
   const __m256i kv = _mm256_set1_epi32(static_cast<int>(k));
-  for (int j = 0; j < kColsR; ++j) {
-    const __m256i pop = _mm512_cvtepi64_epi32(cnt[j]);  // totals < 2^24
-    _mm256_store_si256(reinterpret_cast<__m256i*>(acc8[j]), _mm256_sub_epi32(kv, _mm256_slli_epi32(pop, 1)));
+  const __mmask8 cols = static_cast<__mmask8>((1u << nc) - 1);
+  for (int v = 0; v < RV; ++v) {
+    __m256i x[8];
+    for (int j = 0; j < NC; ++j)  // totals < 2^24
+      x[j] = _mm256_sub_epi32(kv, _mm256_slli_epi32(_mm512_cvtepi64_epi32(cnt[j][v]), 1));
+    transpose8x8(x);
+    for (int r = 0; r < 8; ++r) _mm256_mask_storeu_epi32(dst + (8 * v + r) * ldd, cols, x[r]);
   }
 }
 
@@ -194,32 +219,31 @@ void transform_row(const BOutputTransform& t, const std::int32_t* acc, const std
   }
 }
 
-// Rows [0, m) with m a multiple of 8, all columns, through rows8_tile (see above).
-void bgemm_rows8(const BgemmArgs& g, std::int64_t nb) {
+// Rows [0, m) with m a multiple of 8 * RV, all columns, through rows_tile<RV> (see above).
+template <int RV>
+void bgemm_rows(const BgemmArgs& g, std::int64_t nb) {
+  constexpr int R = 8 * RV, NC = kCols;
   const BOutputTransform& t = *g.transform;
   const std::int64_t kw2 = (g.kw + 1) / 2;
   thread_local std::vector<std::int32_t> rowbuf;
   thread_local std::vector<std::uint64_t> at_store;
-  if (static_cast<std::int64_t>(rowbuf.size()) < kRows * nb) rowbuf.resize(kRows * nb);
-  if (static_cast<std::int64_t>(at_store.size()) < kRows * kw2 + 8) at_store.resize(kRows * kw2 + 8);
+  if (static_cast<std::int64_t>(rowbuf.size()) < R * nb) rowbuf.resize(R * nb);
+  if (static_cast<std::int64_t>(at_store.size()) < R * kw2 + 8) at_store.resize(R * kw2 + 8);
   std::uint64_t* at = at_store.data();
   at += (8 - (reinterpret_cast<std::uintptr_t>(at) / 8) % 8) % 8;  // 64-byte aligned
-  alignas(64) std::int32_t acc8[kColsR][kRows];
   for (std::int64_t n0 = 0; n0 < g.n; n0 += nb) {
     const std::int64_t n1 = std::min(g.n, n0 + nb), width = n1 - n0;
-    for (std::int64_t r0 = 0; r0 < g.m; r0 += kRows) {
-      for (int r = 0; r < kRows; ++r) {  // transpose the 8 rows, 64 bits at a time
+    for (std::int64_t r0 = 0; r0 < g.m; r0 += R) {
+      for (int r = 0; r < R; ++r) {  // transpose the R rows, 64 bits at a time
         const bword_t* src = g.a + (r0 + r) * g.lda;
-        for (std::int64_t w = 0; w < g.kw / 2; ++w) at[w * kRows + r] = load64(src + 2 * w);
-        if (g.kw % 2 != 0) at[(kw2 - 1) * kRows + r] = src[g.kw - 1];
+        for (std::int64_t w = 0; w < g.kw / 2; ++w) at[w * R + r] = load64(src + 2 * w);
+        if (g.kw % 2 != 0) at[(kw2 - 1) * R + r] = src[g.kw - 1];
       }
-      for (std::int64_t j0 = n0; j0 < n1; j0 += kColsR) {
-        const int nc = static_cast<int>(std::min<std::int64_t>(kColsR, n1 - j0));
-        rows8_tile(at, g.kw, g.b + j0 * g.ldb, g.ldb, nc, g.k, acc8);
-        for (int j = 0; j < nc; ++j)
-          for (int r = 0; r < kRows; ++r) rowbuf[r * width + (j0 - n0) + j] = acc8[j][r];
+      for (std::int64_t j0 = n0; j0 < n1; j0 += NC) {
+        const int nc = static_cast<int>(std::min<std::int64_t>(NC, n1 - j0));
+        rows_tile<RV>(at, g.kw, g.b + j0 * g.ldb, g.ldb, nc, g.k, rowbuf.data() + (j0 - n0), width);
       }
-      for (int r = 0; r < kRows; ++r) {
+      for (int r = 0; r < R; ++r) {
         const std::int32_t* corr = g.row_correction != nullptr ? g.row_correction[r0 + r] : nullptr;
         transform_row(t, rowbuf.data() + r * width, corr, g.col0 + n0, width,
                       detail::out_row(t, g.out, r0 + r, g.ldo));
@@ -257,24 +281,24 @@ void bgemm(const BgemmArgs& g) {
   // Column block: a multiple of 32 columns (bitpacked output bytes stay whole), B block <= L2 share.
   const std::int64_t row_bytes = std::max<std::int64_t>(1, g.kw * 4);
   const std::int64_t nb = std::max<std::int64_t>(32, (kColBlockBytes / row_bytes) / 32 * 32);
+  // Blocks of 16 rows, then one of 8, then the last m % 8 rows through the tiles.
 #ifdef ONEBIT_BGEMM512_TILES_ONLY
-  const std::int64_t m8 = 0;
+  const std::int64_t m16 = 0, m8 = 0;
 #else
-  const std::int64_t m8 = g.m / kRows * kRows;
+  const std::int64_t m16 = g.m / 16 * 16, m8 = g.m / 8 * 8;
 #endif
-  if (m8 > 0) {
-    BgemmArgs head = g;
-    head.m = m8;
-    bgemm_rows8(head, nb);
-  }
-  if (m8 < g.m) {  // the last m % 8 rows
-    BgemmArgs rest = g;
-    rest.a = g.a + m8 * g.lda;
-    rest.m = g.m - m8;
-    rest.row_correction = g.row_correction != nullptr ? g.row_correction + m8 : nullptr;
-    rest.out = detail::out_row(*g.transform, g.out, m8, g.ldo);
-    bgemm_tiles(rest, nb);
-  }
+  auto part = [&](std::int64_t r0, std::int64_t r1, void (*fn)(const BgemmArgs&, std::int64_t)) {
+    if (r1 <= r0) return;
+    BgemmArgs p = g;
+    p.a = g.a + r0 * g.lda;
+    p.m = r1 - r0;
+    p.row_correction = g.row_correction != nullptr ? g.row_correction + r0 : nullptr;
+    p.out = detail::out_row(*g.transform, g.out, r0, g.ldo);
+    fn(p, nb);
+  };
+  part(0, m16, &bgemm_rows<2>);
+  part(m16, m8, &bgemm_rows<1>);
+  part(m8, g.m, &bgemm_tiles);
 }
 
 }  // namespace onebit::avx512
