@@ -1,8 +1,8 @@
-// AVX-512 bmaxpool2d: the window AND of ref, 16 packed words (512 channels) per vector; the
-// last (words % 16) words of a pixel are one more step with masked loads and a masked store
-// (masked-off words are neither read nor written), so no access passes the end of a pixel and
-// there is no scalar tail. The last < 16 words go as 256-bit steps: 8 words with a plain load
-// (a masked 512-bit step was ~1.4x slower at 8 words), then 1..7 words masked.
+// AVX-512 bmaxpool2d: the window AND of ref, 16 packed words (512 channels) per vector. The
+// last (words % 16) words of a pixel go as 256-bit steps: 8 words with plain loads (a masked
+// 512-bit step was ~1.4x slower at 8 words), then 1..7 words with masked loads and a masked
+// store (masked-off words are neither read nor written), so no access passes the end of a
+// pixel and there is no scalar tail.
 // Memory-bound; against avx2.cc (same run, 1 thread, 3x3 stride 2, 1 image): 112x112x64 37 vs
 // 48 us, 56x56x96 14 vs 22 us (masked vectors instead of word-by-word tails), 56x56x256 and
 // 28x28x512 within noise (12 vs 12 us, 8.2 vs 8.7 us).
