@@ -38,10 +38,11 @@ def test_accumulator_matches_float_matmul(isa, rng, k):
     np.testing.assert_array_equal(got, acc)
 
 
-# Row counts around the 16-row / 8-row blocks and the 3 x 8 tiles of the AVX-512 path (and the
-# 8-row kernel / 3 x 4 tiles of AVX2); word counts 1..17 (every K tail of a 512-bit step, odd
-# counts read half a 64-bit step) and wider ones, with K a few bits short of a whole word.
-EDGE_M = [1, 2, 7, 8, 9, 15, 16, 17, 24, 27]
+# Row counts around the blocks of the AVX-512 path (16 rows, 8 rows, a zero-padded block for
+# m % 8 >= 4, 3 x 8 tiles below) and of AVX2 (8 rows, 3 x 4 tiles); word counts 1..17 (every
+# K tail of a 512-bit step; odd counts read half a 64-bit step) and wider ones, with K a few
+# bits short of a whole word.
+EDGE_M = [1, 2, 3, 4, 7, 8, 9, 12, 15, 16, 17, 22, 24, 27]
 EDGE_N = [1, 7, 8, 9, 13]
 EDGE_KW = list(range(1, 18)) + [31, 32, 33, 64, 65, 97]
 

@@ -47,6 +47,10 @@ namespace {
 #define ONEBIT_BGEMM512_NR 8
 #endif
 constexpr int kMR = ONEBIT_BGEMM512_MR, kNR = ONEBIT_BGEMM512_NR;
+#ifndef ONEBIT_BGEMM512_PAD_ROWS
+#define ONEBIT_BGEMM512_PAD_ROWS 4
+#endif
+constexpr int kPadRows = ONEBIT_BGEMM512_PAD_ROWS;  // m % 8 from which a padded 8-row block wins
 constexpr int kCols = 8;  // columns per pass of the row kernels (one 8 x 8 transpose per 8 rows)
 constexpr std::int64_t kColBlockBytes = 384 * 1024;  // B block kept in L2 (1 MiB on Zen 5)
 
@@ -257,7 +261,8 @@ void transform_row(const BOutputTransform& t, const std::int32_t* acc, const std
   }
 }
 
-// Rows [0, m) with m a multiple of 8 * RV, all columns, through rows_tile<RV> (see above).
+// Rows [0, m), all columns, through rows_tile<RV> (see above); a last block of fewer than
+// 8 * RV rows is computed on zero rows and only its own rows are written.
 template <int RV>
 void bgemm_rows(const BgemmArgs& g, std::int64_t nb) {
   constexpr int R = 8 * RV, NC = kCols;
@@ -265,6 +270,7 @@ void bgemm_rows(const BgemmArgs& g, std::int64_t nb) {
   const std::int64_t kw2 = (g.kw + 1) / 2;
   thread_local std::vector<std::int32_t> rowbuf;
   thread_local std::vector<std::uint64_t> at_store;
+  thread_local std::vector<bword_t> pad;
   if (static_cast<std::int64_t>(rowbuf.size()) < R * nb) rowbuf.resize(R * nb);
   const std::int64_t at_size = R * ((kw2 + 7) / 8 * 8) + 8;
   if (static_cast<std::int64_t>(at_store.size()) < at_size) at_store.resize(at_size);
@@ -273,12 +279,19 @@ void bgemm_rows(const BgemmArgs& g, std::int64_t nb) {
   for (std::int64_t n0 = 0; n0 < g.n; n0 += nb) {
     const std::int64_t n1 = std::min(g.n, n0 + nb), width = n1 - n0;
     for (std::int64_t r0 = 0; r0 < g.m; r0 += R) {
-      transpose_rows<RV>(g.a + r0 * g.lda, g.lda, g.kw, at);
+      const int valid = static_cast<int>(std::min<std::int64_t>(R, g.m - r0));
+      if (valid == R) {
+        transpose_rows<RV>(g.a + r0 * g.lda, g.lda, g.kw, at);
+      } else {  // a last, partial block: its rows copied into zero rows (no read past A)
+        pad.assign(R * g.kw, 0);
+        for (int r = 0; r < valid; ++r) std::memcpy(pad.data() + r * g.kw, g.a + (r0 + r) * g.lda, g.kw * 4);
+        transpose_rows<RV>(pad.data(), g.kw, g.kw, at);
+      }
       for (std::int64_t j0 = n0; j0 < n1; j0 += NC) {
         const int nc = static_cast<int>(std::min<std::int64_t>(NC, n1 - j0));
         rows_tile<RV>(at, g.kw, g.b + j0 * g.ldb, g.ldb, nc, g.k, rowbuf.data() + (j0 - n0), width);
       }
-      for (int r = 0; r < R; ++r) {
+      for (int r = 0; r < valid; ++r) {
         const std::int32_t* corr = g.row_correction != nullptr ? g.row_correction[r0 + r] : nullptr;
         transform_row(t, rowbuf.data() + r * width, corr, g.col0 + n0, width,
                       detail::out_row(t, g.out, r0 + r, g.ldo));
@@ -316,11 +329,12 @@ void bgemm(const BgemmArgs& g) {
   // Column block: a multiple of 32 columns (bitpacked output bytes stay whole), B block <= L2 share.
   const std::int64_t row_bytes = std::max<std::int64_t>(1, g.kw * 4);
   const std::int64_t nb = std::max<std::int64_t>(32, (kColBlockBytes / row_bytes) / 32 * 32);
-  // Blocks of 16 rows, then one of 8, then the last m % 8 rows through the tiles.
+  // Blocks of 16 rows, then one of 8, then the last m % 8 rows: kPadRows or more as one
+  // zero-padded 8-row block (B is read once, no reductions), fewer through the tiles.
 #ifdef ONEBIT_BGEMM512_TILES_ONLY
   const std::int64_t m16 = 0, m8 = 0;
 #else
-  const std::int64_t m16 = g.m / 16 * 16, m8 = g.m / 8 * 8;
+  const std::int64_t m16 = g.m / 16 * 16, m8 = g.m % 8 >= kPadRows ? g.m : g.m / 8 * 8;
 #endif
   auto part = [&](std::int64_t r0, std::int64_t r1, void (*fn)(const BgemmArgs&, std::int64_t)) {
     if (r1 <= r0) return;
