@@ -9,9 +9,10 @@
 //   fp32   : vfmadd231ps chains, the fp32 MAC peak PyTorch's conv is bounded by (comparison);
 //            fp32_zmm: the same on zmm
 // The AVX-512 loops are compiled with target attributes and run only where the CPU has
-// AVX-512F + VPOPCNTDQ (their keys are absent from the JSON otherwise), so the file still builds
-// and runs with the AVX2 flags below. Zen 5 (this machine, load ~2-4 from a second job):
-// avx512 ~1,880 G/s, i.e. ~0.4 zmm pair-steps per cycle... see bench_binary.py for the figures.
+// AVX-512F/VL + VPOPCNTDQ (their keys are absent from the JSON otherwise), so the file still
+// builds and runs with the AVX2 flags below. This Zen 5 core with a second job on the other
+// core (load ~3): avx512 ~1,100-1,230 G/s (DESIGN.md: ~1,880 unloaded), avx512_ymm ~900-1,200
+// (ymm is not faster: VPOPCNTQ throughput, not width, bounds it), avx2 VPSHUFB ~290-420.
 // Build: c++ -O2 -mavx2 -mfma -mpopcnt binary_peak.cc -o binary_peak ; prints JSON.
 #include <immintrin.h>
 

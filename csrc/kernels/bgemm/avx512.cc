@@ -1,30 +1,54 @@
-// AVX-512 binary GEMM (VPOPCNTDQ + BW; the AVX-512 binary convolution, bconv2d/avx512.cc, is
-// im2col + this GEMM). Same structure, invariants and output transform as bgemm/avx2.cc.
+// AVX-512 binary GEMM (VPOPCNTDQ + BW + VL; the AVX-512 binary convolution, bconv2d/avx512.cc,
+// is im2col + this GEMM). Same contract, invariants and output transform as bgemm/avx2.cc.
 //
-// Popcount: one VPOPCNTQ per 512 bits, accumulated in 64-bit lanes with VPADDQ. Per 512 bits of
-// one (row, column) pair:   cnt += popcnt64(a XOR b)        (3 vector ops, no flush: a 64-bit
-// lane total is < K < 2^24, far from overflow). Register-only peak of this core (Zen 5,
-// benchmarks/peak/binary_peak.cc): see MEASURED below.
+// Popcount: one VPOPCNTQ per 512 bit-products (64 bits of 8 (row, column) pairs in the rows
+// kernel, 512 bits of one pair in the tiles), accumulated in 64-bit lanes:
+//   cnt += popcnt64(a XOR b)          (3 vector ops; no byte counters, so no flush: a lane
+//                                      total is < K < 2^24, and acc = K - 2 * total)
+// Register-only peak of one core (benchmarks/peak/binary_peak.cc, this Zen 5 with a second job
+// on the other core, load ~3): ~1,220 G binary MAC/s for zmm (DESIGN.md: ~1,880 unloaded),
+// ~990-1,200 for the same loop on ymm, ~320-460 for the AVX2 VPSHUFB/hybrid loops.
 //
-// Two micro-kernels, as in avx2.cc:
-// * rows8 (the bulk: every full block of 8 rows). The 8 rows are transposed into 64-bit
-//   elements (at[w][r] = A[r][2w] | A[r][2w+1] << 32), so one zmm holds 64 bits of 8 rows and
-//   each 64-bit word of a B row is broadcast (embedded {1to8} broadcast of the XOR). One step =
-//   64 bits x 8 rows x 1 column; kColsR columns per pass keep kColsR counters in registers. K
-//   advances 64 bits at a time (an odd last word is broadcast zero-extended, so no load passes
-//   the end of a B row), so short depths waste nothing, and the lanes of a counter already are
-//   the 8 rows' totals: no horizontal reduction at all.
-// * tiles (the last m % 8 rows, and m < 8, e.g. a dense layer at batch 1): kMR x kNR pairs,
-//   each a zmm counter over 512-bit steps of K (16 words); the K tail (kw % 16 words) is one
-//   more step with masked loads (_mm512_maskz_loadu_epi32: masked-off words read as 0 and never
-//   fault), so there is no scalar tail. Counters are reduced 8 at a time into one vector of 8
-//   totals (reduce8: 21 ops for 8 pairs).
-// Output: int32 totals go to a small row buffer, then the output transform (onebit/kernels.h)
-// is applied 16 columns per step with one FMA per element, exactly like the scalar std::fma of
-// output_transform.h (masked tail for int32/f32/i8, scalar tail for bitpacked), so every
-// output type is bit-identical to ref.
+// Micro-kernels:
+// * rows (the bulk): blocks of R = 16 rows (then 8; a last block of m % 8 >= kPadRows rows runs
+//   on zero rows) are transposed into 64-bit elements, at[w][r] = A[r][2w] | A[r][2w+1] << 32
+//   (transpose_rows: 8 x 8 blocks of 64-bit lanes in registers), so one zmm holds 64 bits of 8
+//   rows; each 64-bit word of a B row is broadcast. A step covers 64 bits x R rows x 8 columns
+//   (16 counters + 2 A vectors + 1 broadcast for R = 16); K advances 64 bits at a time, so
+//   short depths waste nothing and no masked tail is needed (an odd last word is broadcast
+//   zero-extended, so no load passes the end of a B row); the counter lanes already are the
+//   rows' totals (no horizontal reduction): 8 x 8 blocks are converted and transposed to rows
+//   in registers (VPMOVQD + 24 shuffles). An "odd word first" order keeps GCC from copying every
+//   counter each iteration (it did with the odd step after the loop).
+// * tiles (m % 8 < kPadRows leftover rows, e.g. m = 1 for a dense layer at batch 1): kMR x kNR
+//   pairs, one zmm counter each over 512-bit steps of K (16 words); the K tail (kw % 16 words)
+//   is one more step with masked loads (_mm512_maskz_loadu_epi32: masked-off words read 0 and
+//   never fault), so there is no scalar tail; counters are reduced 8 at a time to one vector of
+//   8 totals (reduce8: 21 ops).
+// Output: int32 totals go to a row buffer, then the output transform (onebit/kernels.h) runs 16
+// columns per step with one FMA per element, exactly like the scalar std::fma of
+// output_transform.h (masked tails for int32/f32/i8, scalar tail for bitpacked), so every
+// output type is bit-identical to ref. Columns are blocked (kColBlockBytes of B stay in L2).
 //
-// MEASURED (Zen 5, 1 thread, shared noisy 2-core machine): see the figures below.
+// Measured (GEMM only, f32 output, 1 thread, L2-resident operands, best of 3 x ~0.4 s, load ~3,
+// same run as the peaks above; G binary MAC/s, avx512 vs avx2.cc):
+//   196 x 256 x 2304: 1,017 vs 375 (83% of the zmm peak)   196 x 256 x 4096: 1,094 vs 392
+//    49 x 256 x 2304:   946 vs 374     784 x 128 x 1152: 766 vs 339    3136 x 64 x 576: 648 vs 284
+//   196 x 256 x  288:   440 vs 209       3 x 256 x 2304: 520 vs 349    1 x 1000 x 4096: 887 vs 382
+// Short depths pay fixed per-tile costs (epilogue, transform, A transpose): ~60% of the K = 2304
+// rate at K = 576. Variants tried (196 x 256 x 2304 unless stated; differences under ~3% are
+// noise on this shared machine):
+//   tiles only, 512-bit steps + masked tail: 3x8 ~530, 2x8 ~520, 4x4 ~510, 6x4 ~500, 8x2 ~495,
+//     4x8 ~490 (the reductions and the masked last step cost; rows kernel ~1,000): 3x8 kept;
+//   rows kernel 8 rows x 8/12/16/24 columns and 16 x 4/6/8/12: within noise except 24 columns
+//     (-3%); 24 rows x 8 columns: within noise; 16 x 8 kept (+5% over 8 x 8 at K = 2304);
+//   scalar scatter of the counters into the row buffer instead of the register transpose: -7%
+//     at K = 2304, -11% at K = 576; element-wise A transpose: -6% at K = 576, -20% at n = 8;
+//   a 64-bit-pair merge + VPERMT2Q epilogue (32 instead of ~80 ops per 8 x 8 block): no gain;
+//   zero-padded 8-row block vs tiles for m % 8 leftover rows: tiles win at 1-2 rows, padded
+//     from 5 rows at K = 2304 and from 3 rows at K = 576: kPadRows = 4;
+//   256-bit VPOPCNTQ: not kept, its register-only peak is at best equal to zmm's and the rows
+//     kernel has no K waste at short depths for it to save.
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
 // GCC 12 flags the _mm512_undefined_*() inside its own avx512fintrin.h (GCC bug 105593).
 #pragma GCC diagnostic ignored "-Wuninitialized"
