@@ -200,7 +200,8 @@ def main() -> None:
     if peak_core:
         print(f"peak of the ISA in use ({isa}): {peak_core:.0f} G binary MAC/s per core")
     results: dict = {"isa": isa, "torch": torch.__version__, "peak_gmacs_per_core": peak,
-                     "isa_peak_gmacs_per_core": peak_core, "load_average_start": os.getloadavg(), "figure2": [], "sweep": [], "summary": {}}
+                     "isa_peak_gmacs_per_core": peak_core, "load_average_start": os.getloadavg(),
+                     "figure2": [], "sweep": [], "summary": {}}
     print(f"load average at start: {os.getloadavg()[0]:.1f} (other processes distort timings; "
           f"compare ratios measured in the same run)")
     for threads in args.threads:
@@ -215,7 +216,8 @@ def main() -> None:
             share = f"{100 * row['share_of_peak']:.0f}%" if peak_t else "n/a"
             avx2 = ""
             if with_avx2:
-                row["avx2_share_of_avx2_peak"] = row["avx2_gmacs"] / (avx2_peak_core * threads) if avx2_peak_core else None
+                peak2 = avx2_peak_core * threads if avx2_peak_core else None
+                row["avx2_share_of_avx2_peak"] = row["avx2_gmacs"] / peak2 if peak2 else None
                 share2 = f"{100 * row['avx2_share_of_avx2_peak']:.0f}%" if avx2_peak_core else "n/a"
                 avx2 = f" {row['avx2_gmacs']:9.1f} {share2:>8} {row['avx512_speedup_vs_avx2']:7.2f}x"
             results["figure2"].append(row)

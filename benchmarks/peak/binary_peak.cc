@@ -147,7 +147,9 @@ __attribute__((noinline)) float fma_loop(std::uint64_t iters, float seed) {
 ONEBIT_AVX512 std::uint64_t avx512_loop(std::uint64_t iters, std::uint64_t seed) {
   POPCNT_BLOCK(__m512i, _mm512_xor_si512, _mm512_popcnt_epi64, _mm512_add_epi64, _mm512_set1_epi64,
                _mm512_setzero_si512)
-  return static_cast<std::uint64_t>(_mm512_reduce_add_epi64(t));
+  alignas(64) std::uint64_t o[8];
+  _mm512_store_si512(o, t);
+  return o[0] + o[7];
 }
 
 ONEBIT_AVX512 std::uint64_t avx512_ymm_loop(std::uint64_t iters, std::uint64_t seed) {
@@ -169,7 +171,9 @@ ONEBIT_AVX512 float fma_zmm_loop(std::uint64_t iters, float seed) {
   }
   __m512 s = c[0];
   for (int j = 1; j < 10; ++j) s = _mm512_add_ps(s, c[j]);
-  return _mm512_reduce_add_ps(s);
+  alignas(64) float o[16];
+  _mm512_store_ps(o, s);
+  return o[0] + o[15];
 }
 
 // Best G MAC/s of 5 runs of loop(iters, seed) doing macs_per_iter binary/float MACs per iteration.
@@ -220,7 +224,8 @@ int main() {
     if (g > best_f) best_f = g;
   }
   sink += fsink > 0;
-  std::printf("{\"scalar_popcnt_gmacs\": %.1f, \"avx2_pshufb_gmacs\": %.1f, \"hybrid_gmacs\": %.1f, \"fp32_fma_gmacs\": %.1f",
+  std::printf("{\"scalar_popcnt_gmacs\": %.1f, \"avx2_pshufb_gmacs\": %.1f, \"hybrid_gmacs\": %.1f, "
+              "\"fp32_fma_gmacs\": %.1f",
               best_s, best_v, best_h, best_f);
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
@@ -230,7 +235,8 @@ int main() {
     const double y = best_of_5(avx512_ymm_loop, m, 16.0 * 256, &sink);
     const double f = best_of_5([](std::uint64_t it, std::uint64_t sd) { return fma_zmm_loop(it, 1.0f + sd); }, n,
                                10.0 * 16, &sink);
-    std::printf(", \"avx512_vpopcntq_gmacs\": %.1f, \"avx512_ymm_vpopcntq_gmacs\": %.1f, \"fp32_fma_zmm_gmacs\": %.1f",
+    std::printf(", \"avx512_vpopcntq_gmacs\": %.1f, \"avx512_ymm_vpopcntq_gmacs\": %.1f, "
+                "\"fp32_fma_zmm_gmacs\": %.1f",
                 z, y, f);
   }
   std::printf(", \"sink\": %llu}\n", (unsigned long long)(sink & 1));
