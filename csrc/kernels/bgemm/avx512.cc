@@ -35,8 +35,11 @@
 //   196 x 256 x 2304: 1,017 vs 375 (83% of the zmm peak)   196 x 256 x 4096: 1,094 vs 392
 //    49 x 256 x 2304:   946 vs 374     784 x 128 x 1152: 766 vs 339    3136 x 64 x 576: 648 vs 284
 //   196 x 256 x  288:   440 vs 209       3 x 256 x 2304: 520 vs 349    1 x 1000 x 4096: 887 vs 382
-// Short depths pay fixed per-tile costs (epilogue, transform, A transpose): ~60% of the K = 2304
-// rate at K = 576. Variants tried (196 x 256 x 2304 unless stated; differences under ~3% are
+// Short depths pay a fixed cost per 16 x 8 tile: time(K) fits ~50 ns + K * 0.17 ns per tile
+// (3136 x 64 x K, K = 576..4608: 648, 844, 987, 1,084 G/s); of the ~50 ns, the f32 transform is
+// ~8% of the K = 576 time and the register transpose ~4% (int32 output without transpose: 730
+// G/s); keeping the counters off the stack around the loop (GCC leaves the counter array in
+// memory outside it; tried a compile-time odd-K flag and a larger SRA limit) changed nothing. Variants tried (196 x 256 x 2304 unless stated; differences under ~3% are
 // noise on this shared machine):
 //   tiles only, 512-bit steps + masked tail: 3x8 ~530, 2x8 ~520, 4x4 ~510, 6x4 ~500, 8x2 ~495,
 //     4x8 ~490 (the reductions and the masked last step cost; rows kernel ~1,000): 3x8 kept;
