@@ -39,8 +39,9 @@
 // (3136 x 64 x K, K = 576..4608: 648, 844, 987, 1,084 G/s); of the ~50 ns, the f32 transform is
 // ~8% of the K = 576 time and the register transpose ~4% (int32 output without transpose: 730
 // G/s); keeping the counters off the stack around the loop (GCC leaves the counter array in
-// memory outside it; tried a compile-time odd-K flag and a larger SRA limit) changed nothing. Variants tried (196 x 256 x 2304 unless stated; differences under ~3% are
-// noise on this shared machine):
+// memory outside it; tried a compile-time odd-K flag and a larger SRA limit) changed nothing.
+// Variants tried (196 x 256 x 2304 unless stated; differences under ~3% are noise on this
+// shared machine):
 //   tiles only, 512-bit steps + masked tail: 3x8 ~530, 2x8 ~520, 4x4 ~510, 6x4 ~500, 8x2 ~495,
 //     4x8 ~490 (the reductions and the masked last step cost; rows kernel ~1,000): 3x8 kept;
 //   rows kernel 8 rows x 8/12/16/24 columns and 16 x 4/6/8/12: within noise except 24 columns
