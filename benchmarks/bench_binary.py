@@ -12,8 +12,12 @@ bitpacked output with thresholds, the binary -> binary case). PyTorch: F.conv2d 
 with bias, torch.set_num_threads matching ours. Latencies are medians over repeated runs;
 speedups are summarised as in LCE Table 2 (mean, latency-weighted mean = sum of fp32 latencies
 / sum of binary latencies, range). The binary peak of this core is measured in the same run
-with the register-only loops of benchmarks/peak/binary_peak.cc (needs a C++ compiler).
-The scalar reference path is timed on the Figure 2 shapes (1 thread).
+with the register-only loops of benchmarks/peak/binary_peak.cc (needs a C++ compiler); "of peak"
+is the share of the peak of the ISA in use (avx512: zmm VPXORQ + VPOPCNTQ + VPADDQ; avx2: the
+better of the VPSHUFB and hybrid loops; ref: scalar POPCNT), times the thread count.
+On the Figure 2 shapes the scalar reference path is timed (1 thread) and, when the active ISA is
+avx512, the AVX2 path too (kernels.use_isa), in alternating blocks with the AVX-512 path, so the
+AVX-512 gain is a same-run ratio.
 
 Run:  .venv/bin/python benchmarks/bench_binary.py   (writes benchmarks/results/kernels.json, section "binary")
 """
@@ -71,6 +75,41 @@ def measure_peak() -> dict | None:
     return peak
 
 
+# Key of the register-only peak (binary_peak.cc) that bounds each ISA's binary kernels.
+PEAK_KEYS = {"avx512": ["avx512_vpopcntq_gmacs"], "avx2": ["avx2_pshufb_gmacs", "hybrid_gmacs"],
+             "ref": ["scalar_popcnt_gmacs"]}
+
+
+def isa_peak(peak: dict | None, isa: str) -> float | None:
+    """Per-core register-only binary MAC peak of `isa` (None if not measured)."""
+    vals = [peak[k] for k in PEAK_KEYS.get(isa, []) if peak and k in peak]
+    return max(vals) if vals else None
+
+
+def isa_times(fn, isas: list[str], min_reps: int = 5, budget_s: float = 0.3, rounds: int = 5):
+    """(median, p10, p90) seconds of `fn` under each ISA, timed in alternating blocks (as
+    _timing.interleaved_times); the dispatch table is switched outside the timed calls."""
+    per_call = []
+    for isa in isas:
+        with kernels.use_isa(isa):
+            fn()
+            t0 = time.perf_counter()
+            fn()
+            per_call.append(time.perf_counter() - t0)
+    reps = int(max(min_reps, min(200, budget_s / max(sum(per_call), 1e-6))))
+    per_block = max(2, -(-reps // rounds))
+    ts: list[list[float]] = [[] for _ in isas]
+    for _ in range(rounds):
+        for i, isa in enumerate(isas):
+            with kernels.use_isa(isa):
+                fn()  # settle (not timed)
+                for _ in range(per_block):
+                    t0 = time.perf_counter()
+                    fn()
+                    ts[i].append(time.perf_counter() - t0)
+    return [(float(np.median(t)), float(np.percentile(t, 10)), float(np.percentile(t, 90))) for t in ts]
+
+
 def conv_case(rng, hw: int, c: int, k: int):
     x = rng.standard_normal((1, hw, hw, c)).astype(np.float32)
     w = rng.standard_normal((c, k, k, c)).astype(np.float32)
@@ -79,7 +118,8 @@ def conv_case(rng, hw: int, c: int, k: int):
     return x, w, mult, bias
 
 
-def bench_case(rng, hw: int, c: int, k: int, threads: int, with_ref: bool, with_bitpacked: bool = False) -> dict:
+def bench_case(rng, hw: int, c: int, k: int, threads: int, with_ref: bool, with_bitpacked: bool = False,
+               with_avx2: bool = False) -> dict:
     x, w, mult, bias = conv_case(rng, hw, c, k)
     xp, wp = kernels.bitpack(x), kernels.bitpack(w)
     out = np.empty((1, hw, hw, c), np.float32)
@@ -111,6 +151,11 @@ def bench_case(rng, hw: int, c: int, k: int, threads: int, with_ref: bool, with_
         tp = median_time(lambda: kernels.bconv2d(xp, wp, c, padding="same", output="bitpacked", thresholds=th,
                                                  out=outp, num_threads=threads))
         row["binary_bitpacked_out_ms"] = tp[0] * 1e3
+    if with_avx2:  # same-run ratio of the AVX-512 and AVX2 paths
+        t512, t2 = isa_times(binary, ["avx512", "avx2"])
+        row["avx512_ms"], row["avx2_ms"] = t512[0] * 1e3, t2[0] * 1e3
+        row["avx2_gmacs"] = macs / t2[0] / 1e9
+        row["avx512_speedup_vs_avx2"] = t2[0] / t512[0]
     if with_ref:
         with kernels.use_isa("ref"):
             tr = median_time(binary, min_reps=3, budget_s=0.5)
@@ -142,31 +187,44 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     peak = measure_peak()
-    peak_core = max(peak["avx2_pshufb_gmacs"], peak["hybrid_gmacs"]) if peak else None
-    print(f"onebit bconv2d ({kernels.active_isa()}) vs PyTorch {torch.__version__} fp32 conv2d; "
+    isa = kernels.active_isa()
+    peak_core = isa_peak(peak, isa)
+    avx2_peak_core = isa_peak(peak, "avx2")
+    with_avx2 = isa == "avx512" and "avx2" in kernels.supported_isas()
+    print(f"onebit bconv2d ({isa}) vs PyTorch {torch.__version__} fp32 conv2d; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
     if peak:
         print("measured per-core peaks (register-only loops, G MAC/s): " +
               ", ".join(f"{k.replace('_gmacs', '')} {v:.0f}" for k, v in peak.items()))
 
-    results: dict = {"isa": kernels.active_isa(), "torch": torch.__version__, "peak_gmacs_per_core": peak,
-                     "load_average_start": os.getloadavg(), "figure2": [], "sweep": [], "summary": {}}
+    if peak_core:
+        print(f"peak of the ISA in use ({isa}): {peak_core:.0f} G binary MAC/s per core")
+    results: dict = {"isa": isa, "torch": torch.__version__, "peak_gmacs_per_core": peak,
+                     "isa_peak_gmacs_per_core": peak_core, "load_average_start": os.getloadavg(),
+                     "figure2": [], "sweep": [], "summary": {}}
     print(f"load average at start: {os.getloadavg()[0]:.1f} (other processes distort timings; "
           f"compare ratios measured in the same run)")
     for threads in args.threads:
         peak_t = peak_core * threads if peak_core else None
         print(f"\n== {threads} thread(s): LCE Figure 2 convolutions (3x3, same one-padding, batch 1) ==")
+        avx2_cols = f" {'avx2 G/s':>9} {'of peak':>8} {'avx512/2':>8}" if with_avx2 else ""
         print(f"{'shape':>18} {'fp32 ms':>9} {'binary ms':>10} {'speedup':>8} {'G bMAC/s':>9} {'of peak':>8}"
-              f" {'bitp. ms':>9} {'ref ms':>9} {'vs ref':>7}")
+              f" {'bitp. ms':>9}{avx2_cols} {'ref ms':>9} {'vs ref':>7}")
         for hw, c in FIGURE2:
-            row = bench_case(rng, hw, c, 3, threads, with_ref=threads == 1, with_bitpacked=True)
+            row = bench_case(rng, hw, c, 3, threads, with_ref=threads == 1, with_bitpacked=True, with_avx2=with_avx2)
             row["share_of_peak"] = row["binary_gmacs"] / peak_t if peak_t else None
-            results["figure2"].append(row)
             share = f"{100 * row['share_of_peak']:.0f}%" if peak_t else "n/a"
+            avx2 = ""
+            if with_avx2:
+                peak2 = avx2_peak_core * threads if avx2_peak_core else None
+                row["avx2_share_of_avx2_peak"] = row["avx2_gmacs"] / peak2 if peak2 else None
+                share2 = f"{100 * row['avx2_share_of_avx2_peak']:.0f}%" if avx2_peak_core else "n/a"
+                avx2 = f" {row['avx2_gmacs']:9.1f} {share2:>8} {row['avx512_speedup_vs_avx2']:7.2f}x"
+            results["figure2"].append(row)
             ref = f"{row['ref_ms']:9.2f} {row['speedup_vs_ref']:6.0f}x" if "ref_ms" in row else ""
             print(f"{f'{hw}x{hw}x{c}x{c}':>18} {row['fp32_ms']:9.3f} {row['binary_ms']:10.3f} "
                   f"{row['speedup_vs_fp32']:7.1f}x {row['binary_gmacs']:9.1f} {share:>8} "
-                  f"{row['binary_bitpacked_out_ms']:9.3f} {ref}")
+                  f"{row['binary_bitpacked_out_ms']:9.3f}{avx2} {ref}")
         if args.quick:
             continue
         sweep = []

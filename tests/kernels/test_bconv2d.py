@@ -37,6 +37,7 @@ CASES = [
     (1, 8, 8, 128, 32, 1, 1, 1, 0, "zero", 4),  # grouped 1x1: direct
     (1, 12, 12, 256, 40, 3, 1, 1, "same", "one", 1),  # K = 2304: whole 256-bit steps
     (1, 5, 5, 256, 8, 7, 1, 1, 3, "zero", 1),  # K = 12544: 49 steps, byte counters flushed
+    (1, 9, 9, 96, 21, 5, 1, 1, "same", "zero", 1),  # 75 words (odd, >= 64), 81 = 64 + 16 + 1 rows
 ]
 
 

@@ -38,6 +38,25 @@ def test_accumulator_matches_float_matmul(isa, rng, k):
     np.testing.assert_array_equal(got, acc)
 
 
+# Row counts around the blocks of the AVX-512 path (16 rows, 8 rows, a zero-padded block for
+# m % 8 >= 4, 3 x 8 tiles below) and of AVX2 (8 rows, 3 x 4 tiles); word counts 1..17 (every
+# K tail of a 512-bit step; odd counts read half a 64-bit step) and wider ones, with K a few
+# bits short of a whole word.
+EDGE_M = [1, 2, 3, 4, 7, 8, 9, 12, 15, 16, 17, 22, 24, 27]
+EDGE_N = [1, 7, 8, 9, 13]
+EDGE_KW = list(range(1, 18)) + [31, 32, 33, 64, 65, 97]
+
+
+@pytest.mark.parametrize("m", EDGE_M)
+def test_block_and_tail_edges_match_float_matmul(isa, rng, m):
+    for kw in EDGE_KW:
+        for n in EDGE_N:
+            k = 32 * kw - int(rng.integers(0, 5))
+            a, b, acc = packed_operands(rng, m, n, k)
+            out = guarded_empty((m, n), np.int32)
+            np.testing.assert_array_equal(kernels.bgemm(a, b, k, output="int32", out=out), acc, err_msg=f"{m}x{n}x{k}")
+
+
 def test_long_depth_flushes_byte_counters(isa, rng):
     # 40 x 256-bit steps > 31 steps between flushes of the 8-bit counters, plus a 5-word tail.
     k = 40 * 256 + 5 * 32

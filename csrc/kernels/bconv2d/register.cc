@@ -5,6 +5,7 @@
 ONEBIT_REGISTER_KERNEL("bconv2d", ref, onebit::ref::bconv2d);
 #if defined(ONEBIT_HAVE_X86)
 ONEBIT_REGISTER_KERNEL("bconv2d", avx2, onebit::avx2::bconv2d);
+ONEBIT_REGISTER_KERNEL("bconv2d", avx512, onebit::avx512::bconv2d);
 #endif
 #if defined(ONEBIT_HAVE_NEON)
 ONEBIT_REGISTER_KERNEL("bconv2d", neon, onebit::neon::bconv2d);
