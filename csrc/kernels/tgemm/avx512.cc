@@ -1,0 +1,260 @@
+// AVX-512 VNNI tgemv / tgemm: tq2 ternary weights (formats.h) x int8 activations, exact int32 sums.
+//
+// Arithmetic: as in avx2.cc, the packed field is q = t + 1 in {0, 1, 2}, an unsigned byte, so
+// VPDPBUSD (_mm512_dpbusd_epi32: unsigned bytes x signed bytes, 4 products summed into each
+// int32 lane) takes it as is, and
+//     sum_k t[k] * x[k] = sum_k q[k] * x[k] - sum_k x[k]          (row sum of x, once per row).
+// Numeric invariants:
+//   * VPDPBUSD adds into int32 without intermediate saturation (not the "s" variant), so there
+//     is no int16 stage and no flush: every int8 activation, -128 included, is exact;
+//   * tgemv pre-scales two of the four 32-weight groups by 4 (4q <= 8): |acc| <= 4 * 8 * 128 * K,
+//     exact in int32 for K < 2^19 (tgemm: |acc| <= 2 * 128 * K, K < 2^22);
+//   * the float output is float(acc) * (w_scale / x_scale[i]): vcvtdq2ps rounds to nearest even
+//     like static_cast<float>, then one vmulps (no FMA), the ref's two operations, bit-identical.
+// Padding: fields past K hold t = 0 (q = 1) and always meet zero activations (zero-padded copies
+// of x); the last odd block of a tgemv row is a masked load, and tgemm's weight gathers are
+// masked past N, so no load reads past a caller's buffer.
+//
+// Measured (Zen 5 EPYC, 1 core of 2, the other core busy with another job, so +-10%):
+// see the ternary section of benchmarks/results/kernels.json and the notes at each kernel.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "onebit/kernels.h"
+
+namespace onebit::avx512 {
+namespace {
+
+constexpr std::int64_t kBlockBytes = static_cast<std::int64_t>(sizeof(tq2_block));  // 32 bytes = 128 weights
+
+inline __m512i load(const void* p) { return _mm512_loadu_si512(p); }
+
+// A zero-initialized scratch buffer whose data() is 64-byte aligned (zmm loads of one line).
+template <class T>
+class Scratch {
+ public:
+  explicit Scratch(std::int64_t count) : storage_(static_cast<size_t>(count) * sizeof(T) + 64, 0) {
+    const auto addr = reinterpret_cast<std::uintptr_t>(storage_.data());
+    data_ = reinterpret_cast<T*>(storage_.data() + ((64 - addr % 64) % 64));
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  T* data() { return data_; }
+
+ private:
+  std::vector<unsigned char> storage_;
+  T* data_;
+};
+
+// sum of the k int8 values at x (masked tail: reads nothing past x + k).
+std::int32_t row_sum(const std::int8_t* x, std::int64_t k) {
+  const __m512i ones = _mm512_set1_epi8(1);
+  __m512i acc = _mm512_setzero_si512();
+  for (std::int64_t i = 0; i < k; i += 64) {
+    const std::int64_t left = k - i;
+    const __mmask64 m = left >= 64 ? ~__mmask64(0) : (__mmask64(1) << left) - 1;
+    acc = _mm512_dpbusd_epi32(acc, ones, _mm512_maskz_loadu_epi8(m, x + i));
+  }
+  return _mm512_reduce_add_epi32(acc);
+}
+
+// ---- tgemv: R packed weight rows . one activation row, streaming the weights ----------------
+// One zmm load v covers two blocks (256 weights): its 256-bit halves are blocks 2p and 2p + 1,
+// byte c holding weights 128 b + 32 l + c in bits 2l. With v4 = v >> 4 (16-bit lanes),
+//     q0 = v & 3,  q2 = v4 & 3   and   4*q1 = v & 12,  4*q3 = v4 & 12   (as in avx2.cc),
+// each a 64-byte vector holding group l of both blocks, so the activation row is repacked once
+// (O(K)) to match:  xr[256 p + 64 l + 32 h + c] = x[128 (2p + h) + 32 l + c]  (zero past K).
+// The pre-scaled groups go to their own accumulator, divided by 4 at the end (exact).
+// Prefetch: each group of R rows prefetches the next R rows at the same offset (one prefetch
+// per 64-byte line), so short rows (0.8-2.2 KiB here) do not wait for the hardware prefetcher.
+template <int R>
+void gemv_rows(const std::uint8_t* w, std::int64_t row_bytes, const std::int8_t* xr, std::int64_t blocks,
+               std::int32_t* res) {
+  const __m512i lo = _mm512_set1_epi8(3), hi = _mm512_set1_epi8(12);
+  __m512i acc_a[R], acc_b[R];
+  for (int r = 0; r < R; ++r) acc_a[r] = acc_b[r] = _mm512_setzero_si512();
+  const std::int64_t pairs = blocks / 2;
+  auto step = [&](std::int64_t p, auto load_w) {
+    const std::int8_t* xp = xr + p * 256;
+    const __m512i x0 = load(xp), x1 = load(xp + 64), x2 = load(xp + 128), x3 = load(xp + 192);
+    for (int r = 0; r < R; ++r) {
+      _mm_prefetch(reinterpret_cast<const char*>(w + (R + r) * row_bytes + p * 2 * kBlockBytes), _MM_HINT_T0);
+      const __m512i v = load_w(w + r * row_bytes + p * 2 * kBlockBytes), v4 = _mm512_srli_epi16(v, 4);
+      acc_a[r] = _mm512_dpbusd_epi32(acc_a[r], _mm512_and_si512(v, lo), x0);
+      acc_b[r] = _mm512_dpbusd_epi32(acc_b[r], _mm512_and_si512(v, hi), x1);
+      acc_a[r] = _mm512_dpbusd_epi32(acc_a[r], _mm512_and_si512(v4, lo), x2);
+      acc_b[r] = _mm512_dpbusd_epi32(acc_b[r], _mm512_and_si512(v4, hi), x3);
+    }
+  };
+  for (std::int64_t p = 0; p < pairs; ++p) step(p, [](const std::uint8_t* a) { return load(a); });
+  if (blocks % 2) {  // the last block alone: the upper half is masked to 0 (and meets x = 0)
+    step(pairs, [](const std::uint8_t* a) { return _mm512_maskz_loadu_epi8(__mmask64(0xFFFFFFFFu), a); });
+  }
+  for (int r = 0; r < R; ++r) res[r] = _mm512_reduce_add_epi32(acc_a[r]) + _mm512_reduce_add_epi32(acc_b[r]) / 4;
+}
+
+// Repacks one activation row into the pair layout of gemv_rows (2 * ceil(blocks / 2) blocks).
+void repack_gemv_row(const std::int8_t* x, std::int64_t k, std::int64_t blocks, std::int8_t* xr) {
+  const std::int64_t padded = (blocks + 1) / 2 * 2;
+  for (std::int64_t b = 0; b < padded; ++b) {
+    for (std::int64_t l = 0; l < 4; ++l) {
+      const std::int64_t src = b * 128 + l * 32, left = std::min<std::int64_t>(32, std::max<std::int64_t>(0, k - src));
+      std::int8_t* dst = xr + (b / 2) * 256 + l * 64 + (b % 2) * 32;
+      if (left > 0) std::memcpy(dst, x + src, static_cast<size_t>(left));  // the rest stays 0
+    }
+  }
+}
+
+inline void store_result(std::int32_t acc, std::int64_t i, std::int64_t j, float mult, float* out,
+                         std::int32_t* acc_out, std::int64_t ldo) {
+  if (out) out[i * ldo + j] = static_cast<float>(acc) * mult;
+  if (acc_out) acc_out[i * ldo + j] = acc;
+}
+
+
+// ---- tgemm: outer-product VNNI micro-kernel on repacked operands ----------------------------
+// K is cut into quads of 4 consecutive values (S4 = 32 * blocks quads, K padded to blocks * 128).
+// One VPDPBUSD adds, for 16 output columns, the dot products of one quad of weights (q bytes,
+// 16 columns x 4 in a zmm) with the same activation quad broadcast to every lane ({1to16}):
+//   activations, tiles of kMR rows:   xt[((it * S4 + s) * kMR + i) * 4 + e] = x[kMR it + i, 4 s + e]
+//   weights, panels of kNC columns:   bp[(s * kNC + j) * 4 + e] = q[j0 + j, 4 s + e]   (per K chunk)
+// The micro-kernel keeps a kMR x kNC int32 tile in kMR * kNV zmm accumulators (6 x 4 = 24 of
+// 32 registers, 4 for the weights): per quad 4 weight loads + 6 broadcasts feed 24 VPDPBUSD.
+// Rows past M and columns past N are zero and never stored; values past K meet x = 0.
+constexpr int kMR = 6, kNV = 4, kNC = 16 * kNV;  // 64 columns divide every BitNet N (1536 ... 8640)
+constexpr std::int64_t kQuadsPerBlock = 32;
+
+// c[i * kNC + j] += sum over `steps` quads of bp . xt for one tile (c: kMR x kNC int32).
+void micro_6x64(const std::uint8_t* pb, const std::int8_t* px, std::int64_t steps, std::int32_t* c) {
+  __m512i acc[kMR][kNV];
+  for (int i = 0; i < kMR; ++i)
+    for (int v = 0; v < kNV; ++v) acc[i][v] = load(c + i * kNC + 16 * v);
+  for (std::int64_t s = 0; s < steps; ++s, pb += kNC * 4, px += kMR * 4) {
+    __m512i b[kNV];
+    for (int v = 0; v < kNV; ++v) b[v] = load(pb + 64 * v);
+    for (int i = 0; i < kMR; ++i) {
+      std::int32_t quad;
+      std::memcpy(&quad, px + 4 * i, 4);
+      const __m512i xb = _mm512_set1_epi32(quad);
+      for (int v = 0; v < kNV; ++v) acc[i][v] = _mm512_dpbusd_epi32(acc[i][v], b[v], xb);
+    }
+  }
+  for (int i = 0; i < kMR; ++i)
+    for (int v = 0; v < kNV; ++v) _mm512_storeu_si512(c + i * kNC + 16 * v, acc[i][v]);
+}
+
+// Packs m activation rows (stride k) into kMR-row tiles of S4 quads (zero padded) and returns
+// their row sums in xsum[0..m).
+void pack_activations(const std::int8_t* x, std::int64_t m, std::int64_t k, std::int64_t S4, std::int8_t* xt,
+                      std::int32_t* xsum) {
+  for (std::int64_t r = 0; r < m; ++r) {
+    std::int8_t* dst = xt + (r / kMR) * S4 * kMR * 4 + (r % kMR) * 4;
+    const std::int8_t* src = x + r * k;
+    const std::int64_t full = k / 4;
+    for (std::int64_t s = 0; s < full; ++s) std::memcpy(dst + s * kMR * 4, src + 4 * s, 4);
+    if (k % 4) std::memcpy(dst + full * kMR * 4, src + 4 * full, static_cast<size_t>(k % 4));
+    xsum[r] = row_sum(src, k);
+  }
+}
+
+// Expands blocks [b0, b1) of panel rows j0 .. j0 + kNC (rows >= n are zeroed) into bp. Quad
+// s = 32 b + 8 l + g of row j is bytes 4g .. 4g + 3 of block b, field l: one masked gather of
+// those dwords for 16 rows gives 4 quads, ((d >> 2l) & 0x03030303).
+void expand_panel(const std::uint8_t* w, std::int64_t row_bytes, std::int64_t rows, std::int64_t b0,
+                  std::int64_t b1, std::uint8_t* bp) {
+  const __m512i mask3 = _mm512_set1_epi8(3);
+  for (int v = 0; v < kNV; ++v) {
+    const std::int64_t left = rows - 16 * v;
+    const __mmask16 live = left >= 16 ? __mmask16(0xFFFF) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
+    const __m512i offsets = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                               _mm512_set1_epi32(static_cast<int>(row_bytes)));
+    const std::uint8_t* base = w + 16 * v * row_bytes;
+    for (std::int64_t b = b0; b < b1; ++b) {
+      for (int g = 0; g < 8; ++g) {
+        const __m512i d = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, offsets,
+                                                      base + b * kBlockBytes + 4 * g, 1);
+        std::uint8_t* dst = bp + (((b - b0) * kQuadsPerBlock + g) * kNC + 16 * v) * 4;
+        _mm512_storeu_si512(dst, _mm512_and_si512(d, mask3));
+        _mm512_storeu_si512(dst + 8 * kNC * 4, _mm512_and_si512(_mm512_srli_epi32(d, 2), mask3));
+        _mm512_storeu_si512(dst + 16 * kNC * 4, _mm512_and_si512(_mm512_srli_epi32(d, 4), mask3));
+        _mm512_storeu_si512(dst + 24 * kNC * 4, _mm512_and_si512(_mm512_srli_epi32(d, 6), mask3));
+      }
+    }
+  }
+}
+
+// out / acc_out of panel columns [j0, j0 + kNC) (masked past n) for rows [0, m), c = q . x.
+void store_panel(const std::int32_t* c, std::int64_t m, std::int64_t n, std::int64_t j0, const std::int32_t* xsum,
+                 const float* mult, float* out, std::int32_t* acc_out, std::int64_t ldo) {
+  for (int v = 0; v < kNV; ++v) {
+    const std::int64_t j = j0 + 16 * v, left = n - j;
+    if (left <= 0) break;
+    const __mmask16 live = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+    for (std::int64_t i = 0; i < m; ++i) {
+      const __m512i acc = _mm512_sub_epi32(load(c + i * kNC + 16 * v), _mm512_set1_epi32(xsum[i]));
+      if (acc_out) _mm512_mask_storeu_epi32(acc_out + i * ldo + j, live, acc);
+      if (out) {
+        _mm512_mask_storeu_ps(out + i * ldo + j, live, _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(mult[i])));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void tgemv(const std::uint8_t* w, std::int64_t n, std::int64_t k, float w_scale, const std::int8_t* x,
+           const float* x_scale, std::int64_t m, float* out, std::int32_t* acc_out, std::int64_t ldo) {
+  const std::int64_t blocks = tq2_blocks(k), row_bytes = tq2_row_bytes(k);
+  constexpr int R = 4;  // rows per pass over the activations
+  Scratch<std::int8_t> xr((blocks + 1) / 2 * 256);
+  for (std::int64_t i = 0; i < m; ++i) {
+    repack_gemv_row(x + i * k, k, blocks, xr.data());
+    const std::int32_t xsum = row_sum(x + i * k, k);
+    const float mult = w_scale / x_scale[i];
+    std::int32_t res[R];
+    std::int64_t j = 0;
+    for (; j + R <= n; j += R) {
+      gemv_rows<R>(w + j * row_bytes, row_bytes, xr.data(), blocks, res);
+      for (int r = 0; r < R; ++r) store_result(res[r] - xsum, i, j + r, mult, out, acc_out, ldo);
+    }
+    for (; j < n; ++j) {
+      gemv_rows<1>(w + j * row_bytes, row_bytes, xr.data(), blocks, res);
+      store_result(res[0] - xsum, i, j, mult, out, acc_out, ldo);
+    }
+  }
+}
+
+// Blocking: per panel of kNC weight rows, K in chunks of kChunkBlocks blocks (64 quads, a
+// 16 KiB expanded chunk that stays in L1 while every activation tile goes by); the int32 panel
+// tile c (M x 64, 128 KiB at M = 512) and the activation chunks live in L2.
+void tgemm(const std::uint8_t* w, std::int64_t n, std::int64_t k, float w_scale, const std::int8_t* x,
+           const float* x_scale, std::int64_t m, float* out, std::int32_t* acc_out, std::int64_t ldo) {
+  if (m <= 0 || n <= 0) return;
+  const std::int64_t blocks = tq2_blocks(k), row_bytes = tq2_row_bytes(k), S4 = kQuadsPerBlock * blocks;
+  const std::int64_t m_tiles = (m + kMR - 1) / kMR;
+  Scratch<std::int8_t> xt(m_tiles * S4 * kMR * 4);
+  std::vector<std::int32_t> xsum(static_cast<size_t>(m));
+  pack_activations(x, m, k, S4, xt.data(), xsum.data());
+  std::vector<float> mult(static_cast<size_t>(m));
+  for (std::int64_t i = 0; i < m; ++i) mult[i] = w_scale / x_scale[i];
+  constexpr std::int64_t kChunkBlocks = 2;
+  Scratch<std::uint8_t> bp(kChunkBlocks * kQuadsPerBlock * kNC * 4);
+  Scratch<std::int32_t> c(m_tiles * kMR * kNC);
+  for (std::int64_t j0 = 0; j0 < n; j0 += kNC) {
+    std::fill(c.data(), c.data() + m_tiles * kMR * kNC, 0);
+    for (std::int64_t b0 = 0; b0 < blocks; b0 += kChunkBlocks) {
+      const std::int64_t b1 = std::min(blocks, b0 + kChunkBlocks), steps = (b1 - b0) * kQuadsPerBlock;
+      expand_panel(w + j0 * row_bytes, row_bytes, std::min<std::int64_t>(kNC, n - j0), b0, b1, bp.data());
+      for (std::int64_t it = 0; it < m_tiles; ++it) {
+        micro_6x64(bp.data(), xt.data() + (it * S4 + b0 * kQuadsPerBlock) * kMR * 4, steps,
+                   c.data() + it * kMR * kNC);
+      }
+    }
+    store_panel(c.data(), m, n, j0, xsum.data(), mult.data(), out, acc_out, ldo);
+  }
+}
+
+}  // namespace onebit::avx512
