@@ -28,6 +28,7 @@
 namespace onebit::avx512 {
 namespace {
 
+constexpr std::int64_t kPrefetchBytes = 12 * 1024;
 constexpr std::int64_t kBlockBytes = static_cast<std::int64_t>(sizeof(tq2_block));  // 32 bytes = 128 weights
 
 inline __m512i load(const void* p) { return _mm512_loadu_si512(p); }
@@ -63,37 +64,48 @@ std::int32_t row_sum(const std::int8_t* x, std::int64_t k) {
 
 // ---- tgemv: R packed weight rows . one activation row, streaming the weights ----------------
 // One zmm load v covers two blocks (256 weights): its 256-bit halves are blocks 2p and 2p + 1,
-// byte c holding weights 128 b + 32 l + c in bits 2l. With v4 = v >> 4 (16-bit lanes),
-//     q0 = v & 3,  q2 = v4 & 3   and   4*q1 = v & 12,  4*q3 = v4 & 12   (as in avx2.cc),
-// each a 64-byte vector holding group l of both blocks, so the activation row is repacked once
-// (O(K)) to match:  xr[256 p + 64 l + 32 h + c] = x[128 (2p + h) + 32 l + c]  (zero past K).
-// The pre-scaled groups go to their own accumulator, divided by 4 at the end (exact).
-// Prefetch: each group of R rows prefetches the next R rows at the same offset (one prefetch
-// per 64-byte line), so short rows (0.8-2.2 KiB here) do not wait for the hardware prefetcher.
+// byte c holding weights 128 b + 32 l + c in bits 2l. No shifts: the four groups are taken in
+// place, pre-scaled,  4^l q_l = v & (3 << 2l)  (<= 128, still an unsigned byte), each into its own
+// accumulator; at the end  acc_0 + (acc_1 >> 2) + (acc_2 >> 4) + (acc_3 >> 6)  (exact: every lane
+// of acc_l is a multiple of 4^l; |lane| <= 2^14 * K / 64, so K < 2^23). Each masked vector holds
+// group l of both blocks, so the activation row is repacked once (O(K)) to match:
+//     xr[256 p + 64 l + 32 h + c] = x[128 (2p + h) + 32 l + c]   (zero past K).
+// Per 64 weight bytes and row: 1 load, 1 prefetch, 4 vpandd, 4 vpdpbusd (the variant with one
+// vpsrlw and masks 3 / 12, as in avx2.cc, measured ~5% slower hot).
+// Prefetch: one per 64-byte line, kPrefetchBytes ahead of each load into L2 (_MM_HINT_T1). The
+// rows are one contiguous stream; with DRAM-cold weights (rotating over 256 MB of copies) this
+// took 1536x4096 from ~9 to ~15-20 GB/s. Measured and dropped: prefetching the next R rows at
+// the same offset into L1 (avx2.cc's scheme: ~9-14 GB/s), NTA, distances 1-64 KiB (4-16 KiB
+// alike within the noise), R = 1, 2 (no better) and 8 (spills: 32 accumulators).
 template <int R>
 void gemv_rows(const std::uint8_t* w, std::int64_t row_bytes, const std::int8_t* xr, std::int64_t blocks,
                std::int32_t* res) {
-  const __m512i lo = _mm512_set1_epi8(3), hi = _mm512_set1_epi8(12);
-  __m512i acc_a[R], acc_b[R];
-  for (int r = 0; r < R; ++r) acc_a[r] = acc_b[r] = _mm512_setzero_si512();
+  const __m512i m0 = _mm512_set1_epi8(0x03), m1 = _mm512_set1_epi8(0x0C), m2 = _mm512_set1_epi8(0x30),
+                m3 = _mm512_set1_epi8(static_cast<char>(0xC0));
+  __m512i a0[R], a1[R], a2[R], a3[R];
+  for (int r = 0; r < R; ++r) a0[r] = a1[r] = a2[r] = a3[r] = _mm512_setzero_si512();
   const std::int64_t pairs = blocks / 2;
   auto step = [&](std::int64_t p, auto load_w) {
     const std::int8_t* xp = xr + p * 256;
     const __m512i x0 = load(xp), x1 = load(xp + 64), x2 = load(xp + 128), x3 = load(xp + 192);
     for (int r = 0; r < R; ++r) {
-      _mm_prefetch(reinterpret_cast<const char*>(w + (R + r) * row_bytes + p * 2 * kBlockBytes), _MM_HINT_T0);
-      const __m512i v = load_w(w + r * row_bytes + p * 2 * kBlockBytes), v4 = _mm512_srli_epi16(v, 4);
-      acc_a[r] = _mm512_dpbusd_epi32(acc_a[r], _mm512_and_si512(v, lo), x0);
-      acc_b[r] = _mm512_dpbusd_epi32(acc_b[r], _mm512_and_si512(v, hi), x1);
-      acc_a[r] = _mm512_dpbusd_epi32(acc_a[r], _mm512_and_si512(v4, lo), x2);
-      acc_b[r] = _mm512_dpbusd_epi32(acc_b[r], _mm512_and_si512(v4, hi), x3);
+      _mm_prefetch(reinterpret_cast<const char*>(w + r * row_bytes + p * 2 * kBlockBytes + kPrefetchBytes), _MM_HINT_T1);
+      const __m512i v = load_w(w + r * row_bytes + p * 2 * kBlockBytes);
+      a0[r] = _mm512_dpbusd_epi32(a0[r], _mm512_and_si512(v, m0), x0);
+      a1[r] = _mm512_dpbusd_epi32(a1[r], _mm512_and_si512(v, m1), x1);
+      a2[r] = _mm512_dpbusd_epi32(a2[r], _mm512_and_si512(v, m2), x2);
+      a3[r] = _mm512_dpbusd_epi32(a3[r], _mm512_and_si512(v, m3), x3);
     }
   };
   for (std::int64_t p = 0; p < pairs; ++p) step(p, [](const std::uint8_t* a) { return load(a); });
   if (blocks % 2) {  // the last block alone: the upper half is masked to 0 (and meets x = 0)
     step(pairs, [](const std::uint8_t* a) { return _mm512_maskz_loadu_epi8(__mmask64(0xFFFFFFFFu), a); });
   }
-  for (int r = 0; r < R; ++r) res[r] = _mm512_reduce_add_epi32(acc_a[r]) + _mm512_reduce_add_epi32(acc_b[r]) / 4;
+  for (int r = 0; r < R; ++r) {
+    const __m512i s = _mm512_add_epi32(_mm512_add_epi32(a0[r], _mm512_srai_epi32(a1[r], 2)),
+                                       _mm512_add_epi32(_mm512_srai_epi32(a2[r], 4), _mm512_srai_epi32(a3[r], 6)));
+    res[r] = _mm512_reduce_add_epi32(s);
+  }
 }
 
 // Repacks one activation row into the pair layout of gemv_rows (2 * ceil(blocks / 2) blocks).
