@@ -89,8 +89,9 @@ void gemv_rows(const std::uint8_t* w, std::int64_t row_bytes, const std::int8_t*
     const std::int8_t* xp = xr + p * 256;
     const __m512i x0 = load(xp), x1 = load(xp + 64), x2 = load(xp + 128), x3 = load(xp + 192);
     for (int r = 0; r < R; ++r) {
-      _mm_prefetch(reinterpret_cast<const char*>(w + r * row_bytes + p * 2 * kBlockBytes + kPrefetchBytes), _MM_HINT_T1);
-      const __m512i v = load_w(w + r * row_bytes + p * 2 * kBlockBytes);
+      const std::uint8_t* line = w + r * row_bytes + p * 2 * kBlockBytes;
+      _mm_prefetch(reinterpret_cast<const char*>(line + kPrefetchBytes), _MM_HINT_T1);
+      const __m512i v = load_w(line);
       a0[r] = _mm512_dpbusd_epi32(a0[r], _mm512_and_si512(v, m0), x0);
       a1[r] = _mm512_dpbusd_epi32(a1[r], _mm512_and_si512(v, m1), x1);
       a2[r] = _mm512_dpbusd_epi32(a2[r], _mm512_and_si512(v, m2), x2);
