@@ -15,8 +15,17 @@
 // of x); the last odd block of a tgemv row is a masked load, and tgemm's weight gathers are
 // masked past N, so no load reads past a caller's buffer.
 //
-// Measured (Zen 5 EPYC, 1 core of 2, the other core busy with another job, so +-10%):
-// see the ternary section of benchmarks/results/kernels.json and the notes at each kernel.
+// Measured (Zen 5 EPYC, 1 thread, GCC 12, Dec 2026) on a shared 2-vCPU machine (load average
+// 2.6-4.5 from other jobs): the register-only VNNI peak measured alongside was only ~200-234 G
+// MAC/s (DESIGN.md: ~455 idle), the vpmaddubsw peak ~175-197, DRAM read ~20-25 GB/s. Best of
+// 5 of a C++ harness, avx2 -> avx512 (benchmarks/bench_ternary.py has the medians, by_isa):
+//   tgemv hot  1536x4096 0.069 -> 0.051 ms; 4096x1536 0.075 -> 0.051; 3200x8640 0.30 -> 0.22;
+//              8640x3200 0.29 -> 0.20-0.25 ms (~25-35 GB/s of packed weights, L2/L3 resident)
+//   tgemv cold (weights rotated over 256 MB of copies): avx2 6-13 GB/s, avx512 15-22 GB/s,
+//              against 18-27 GB/s for a plain read of the same buffers in the same run
+//   tgemm M=512: avx2 ~115-150 G MAC/s, avx512 ~196-211 G MAC/s, i.e. ~90% of the contended
+//              VNNI peak (the same micro-kernel in intrinsics: ~195-200, GCC spilled).
+// Tried and dropped are noted at each kernel.
 #include <immintrin.h>
 
 #include <algorithm>
