@@ -73,7 +73,7 @@ std::int32_t row_sum(const std::int8_t* x, std::int64_t k) {
 
 // The 4 horizontal sums of s[0..3] in one xmm (lane r = sum of s[r]): two unpack+add levels
 // leave [s0 s1 s2 s3] partial sums in every 128-bit lane, then the 4 lanes are added (~10
-// instructions instead of 4 separate reductions; rows of 384 bytes spend ~15% there).
+// instructions instead of ~4 x 8; matters for short rows, 384 bytes at K = 1536).
 inline __m128i reduce4(const __m512i* s) {
   const __m512i a = _mm512_add_epi32(_mm512_unpacklo_epi32(s[0], s[1]), _mm512_unpackhi_epi32(s[0], s[1]));
   const __m512i b = _mm512_add_epi32(_mm512_unpacklo_epi32(s[2], s[3]), _mm512_unpackhi_epi32(s[2], s[3]));
@@ -90,8 +90,8 @@ inline __m128i reduce4(const __m512i* s) {
 // of acc_l is a multiple of 4^l; |lane| <= 2^14 * K / 64, so K < 2^23). Each masked vector holds
 // group l of both blocks, so the activation row is repacked once (O(K)) to match:
 //     xr[256 p + 64 l + 32 h + c] = x[128 (2p + h) + 32 l + c]   (zero past K).
-// Per 64 weight bytes and row: 1 load, 1 prefetch, 4 vpandd, 4 vpdpbusd (the variant with one
-// vpsrlw and masks 3 / 12, as in avx2.cc, measured ~5% slower hot).
+// Per 64 weight bytes and row: 1 load, 1 prefetch, 4 vpandd, 4 vpdpbusd (one vpsrlw fewer than
+// avx2.cc's masks 3 / 12 on v and v >> 4; the two measured alike within this machine's noise).
 // Prefetch: one per 64-byte line, kPrefetchBytes ahead of each load into L2 (_MM_HINT_T1). The
 // rows are one contiguous stream; with DRAM-cold weights (rotating over 256 MB of copies) this
 // took 1536x4096 from ~9 to ~15-20 GB/s. Measured and dropped: prefetching the next R rows at
@@ -152,15 +152,15 @@ inline void store_result(std::int32_t acc, std::int64_t i, std::int64_t j, float
   if (acc_out) acc_out[i * ldo + j] = acc;
 }
 
-
 // ---- tgemm: outer-product VNNI micro-kernel on repacked operands ----------------------------
 // K is cut into quads of 4 consecutive values (S4 = 32 * blocks quads, K padded to blocks * 128).
 // One VPDPBUSD adds, for 16 output columns, the dot products of one quad of weights (q bytes,
-// 16 columns x 4 in a zmm) with the same activation quad broadcast to every lane ({1to16}):
+// 16 columns x 4 in a zmm) with one activation quad broadcast to every lane (vpbroadcastd):
 //   activations, tiles of kMR rows:   xt[((it * S4 + s) * kMR + i) * 4 + e] = x[kMR it + i, 4 s + e]
 //   weights, panels of kNC columns:   bp[(s * kNC + j) * 4 + e] = q[j0 + j, 4 s + e]   (per K chunk)
 // The micro-kernel keeps a kMR x kNC int32 tile in kMR * kNV zmm accumulators (6 x 4 = 24 of
-// 32 registers, 4 for the weights): per quad 4 weight loads + 6 broadcasts feed 24 VPDPBUSD.
+// 32 registers, 4 for the weights, 1 for the broadcast): per quad 4 weight loads + 6
+// broadcasts feed 24 VPDPBUSD.
 // Rows past M and columns past N are zero and never stored; values past K meet x = 0.
 constexpr int kMR = 6, kNV = 4, kNC = 16 * kNV;  // 64 columns divide every BitNet N (1536 ... 8640)
 constexpr std::int64_t kQuadsPerBlock = 32;
@@ -170,7 +170,8 @@ constexpr std::int64_t kMinTiledRows = 6;  // tgemm below this many rows runs tg
 // The 24 accumulators (zmm0-23, acc(i, v) = zmm(4i + v)) stay in registers for the whole loop,
 // the 4 weight vectors use zmm24-27 and the broadcast activation quad zmm28. In inline
 // assembly because GCC 12, given the same loop in intrinsics, spills a weight vector every
-// step when it is inlined and keeps all 24 accumulators in memory when it is not (~1.6x slower).
+// step when it is inlined (~3% slower) and keeps all 24 accumulators in memory when it is not
+// (~2x slower).
 void micro_6x64(const std::uint8_t* pb, const std::int8_t* px, std::int64_t steps, std::int32_t* c) {
 #define ONEBIT_LD(r, off) "vmovdqu64 " off "(%[c]), %%zmm" r "\n\t"
 #define ONEBIT_ST(r, off) "vmovdqu64 %%zmm" r ", " off "(%[c])\n\t"
@@ -268,7 +269,7 @@ struct Transpose16x8 {
 // s = 32 b + 8 l + g of row j is bytes 4g .. 4g + 3 of block b, field l: the 16 x 8 dwords of a
 // block of 16 rows are transposed in registers (16 loads, 24 vpermt2d), then each dword vector
 // d (dword g of 16 rows) gives 4 quads, ((d >> 2l) & 0x03030303). Masked gathers of the same
-// dwords measured ~3x slower (~0.5 ms per 1.5 MB of packed weights, M-independent).
+// dwords were 3-5x slower (~0.3-0.5 vs ~0.1 ms per 1.5 MB of packed weights, any M).
 void expand_panel(const std::uint8_t* w, std::int64_t row_bytes, std::int64_t rows, std::int64_t b0,
                   std::int64_t b1, std::uint8_t* bp) {
   static const Transpose16x8 tr;
