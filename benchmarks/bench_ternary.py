@@ -70,6 +70,24 @@ def timed(fn, repeats: int, inner: int = 1) -> dict:
     return {"median_ms": float(np.median(times)), "min_ms": float(times.min()), "max_ms": float(times.max())}
 
 
+def timed_by_isa(fn, isas: list[str], repeats: int, inner: int = 1) -> dict[str, dict]:
+    """``timed`` under each ISA, the samples interleaved (isa0, isa1, isa0, ...), so that a burst of
+    load from other processes hits every ISA alike instead of the one that happened to run then."""
+    from onebit import kernels
+
+    times: dict[str, list[float]] = {isa: [] for isa in isas}
+    for rep in range(repeats + 1):  # the first round is the warm-up
+        for isa in isas:
+            with kernels.use_isa(isa):
+                t0 = time.perf_counter()
+                for _ in range(inner):
+                    fn()
+                if rep:
+                    times[isa].append((time.perf_counter() - t0) / inner * 1e3)
+    return {isa: {"median_ms": float(np.median(t)), "min_ms": float(min(t)), "max_ms": float(max(t))}
+            for isa, t in times.items()}
+
+
 def simd_isas() -> list[str]:
     from onebit import kernels
 
@@ -134,17 +152,17 @@ def bench_shape(n: int, k: int, batch: int, threads: int, repeats: int, rng) -> 
         row["cold_gbs"] = packed.nbytes / (row["kernel_cold"]["median_ms"] / 1e3) / 1e9
         row["read_cold_gbs"] = packed.nbytes / (row["read_cold"]["median_ms"] / 1e3) / 1e9
         row["cold_fraction_of_read"] = row["cold_gbs"] / row["read_cold_gbs"]
+    isas = simd_isas()  # the kernel alone under each SIMD ISA, same inputs, same run, interleaved
+    hot = timed_by_isa(lambda: op(packed, gamma, x_q, x_scale, num_threads=threads, out=out), isas, repeats, inner)
+    cold_by_isa = timed_by_isa(cold, isas, repeats, copies) if batch == 1 else {}
     row["by_isa"] = {}
-    for isa in simd_isas():  # the kernel alone under each SIMD ISA, same inputs, same run
-        with kernels.use_isa(isa):
-            r = {"kernel": timed(lambda: op(packed, gamma, x_q, x_scale, num_threads=threads, out=out),
-                                 repeats, inner)}
-            r["gmacs"] = macs / (r["kernel"]["median_ms"] / 1e3) / 1e9
-            if batch == 1:
-                r["hot_gbs"] = packed.nbytes / (r["kernel"]["median_ms"] / 1e3) / 1e9
-                r["kernel_cold"] = timed(cold, repeats, copies)
-                r["cold_gbs"] = packed.nbytes / (r["kernel_cold"]["median_ms"] / 1e3) / 1e9
-                r["cold_fraction_of_read"] = r["cold_gbs"] / row["read_cold_gbs"]
+    for isa in isas:
+        r = {"kernel": hot[isa], "gmacs": macs / (hot[isa]["median_ms"] / 1e3) / 1e9}
+        if batch == 1:
+            r["hot_gbs"] = packed.nbytes / (hot[isa]["median_ms"] / 1e3) / 1e9
+            r["kernel_cold"] = cold_by_isa[isa]
+            r["cold_gbs"] = packed.nbytes / (cold_by_isa[isa]["median_ms"] / 1e3) / 1e9
+            r["cold_fraction_of_read"] = r["cold_gbs"] / row["read_cold_gbs"]
         row["by_isa"][isa] = r
     return row
 
@@ -208,7 +226,7 @@ def main() -> None:
         "notes": "speedup = torch median / onebit median (quantize_i8 + kernel); GB/s = packed weight bytes / "
                  "kernel median; fraction_of_int8_peak = G MAC/s / (int8 peak per core x threads) with the peak "
                  "of the ISA's instruction (avx2: vpmaddubsw, avx512: vpdpbusd VNNI); by_isa: the kernel alone "
-                 "under each SIMD ISA in the same run; load_average: os.getloadavg() before the run (the "
+                 "under each SIMD ISA in the same run, samples interleaved across ISAs; load_average: os.getloadavg() before the run (the "
                  "machine may be shared)",
         "rows": rows,
     }
