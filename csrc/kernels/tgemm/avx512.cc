@@ -12,19 +12,19 @@
 //   * the float output is float(acc) * (w_scale / x_scale[i]): vcvtdq2ps rounds to nearest even
 //     like static_cast<float>, then one vmulps (no FMA), the ref's two operations, bit-identical.
 // Padding: fields past K hold t = 0 (q = 1) and always meet zero activations (zero-padded copies
-// of x); the last odd block of a tgemv row is a masked load, and tgemm's weight gathers are
+// of x); the last odd block of a tgemv row is a masked load, and tgemm's weight-row loads are
 // masked past N, so no load reads past a caller's buffer.
 //
-// Measured (Zen 5 EPYC, 1 thread, GCC 12, Dec 2026) on a shared 2-vCPU machine (load average
-// 2.6-4.5 from other jobs): the register-only VNNI peak measured alongside was only ~200-234 G
-// MAC/s (DESIGN.md: ~455 idle), the vpmaddubsw peak ~175-197, DRAM read ~20-25 GB/s. Best of
-// 5 of a C++ harness, avx2 -> avx512 (benchmarks/bench_ternary.py has the medians, by_isa):
-//   tgemv hot  1536x4096 0.069 -> 0.051 ms; 4096x1536 0.075 -> 0.051; 3200x8640 0.30 -> 0.22;
-//              8640x3200 0.29 -> 0.20-0.25 ms (~25-35 GB/s of packed weights, L2/L3 resident)
-//   tgemv cold (weights rotated over 256 MB of copies): avx2 6-13 GB/s, avx512 15-22 GB/s,
-//              against 18-27 GB/s for a plain read of the same buffers in the same run
-//   tgemm M=512: avx2 ~115-150 G MAC/s, avx512 ~196-211 G MAC/s, i.e. ~90% of the contended
-//              VNNI peak (the same micro-kernel in intrinsics: ~195-200, GCC spilled).
+// Measured (Zen 5 EPYC, 1 thread, GCC 12; benchmarks/bench_ternary.py --repeats 15, medians,
+// avx2 and avx512 samples interleaved) on a shared 2-vCPU machine, load average 2.3-2.7 from
+// other jobs: the register-only peaks measured alongside were only 234 G MAC/s VNNI (DESIGN.md:
+// ~455 idle) and 191 vpmaddubsw, DRAM read 19-25 GB/s. avx2 -> avx512:
+//   tgemv hot   1536x4096 0.085 -> 0.065 ms, 4096x1536 0.082 -> 0.068, 3200x8640 0.290 -> 0.209,
+//               8640x3200 0.309 -> 0.265 ms (24-33 GB/s of packed weights, L2/L3-resident)
+//   tgemv cold  (weights rotated over >= 128 MB of copies): 8-12 -> 16-24 GB/s, 74-102% of a
+//               numpy read of the same buffers in the same rotation
+//   tgemm M=512 127-143 -> 198-212 G MAC/s, 85-91% of the (contended) VNNI peak; torch fp32
+//               F.linear 70-330 ms vs 16-68 ms for quantize_i8 + tgemm.
 // Tried and dropped are noted at each kernel.
 #include <immintrin.h>
 
