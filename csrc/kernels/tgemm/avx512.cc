@@ -97,8 +97,10 @@ inline __m128i reduce4(const __m512i* s) {
 // took 1536x4096 from ~9 to ~15-20 GB/s. Measured and dropped: prefetching the next R rows at
 // the same offset into L1 (avx2.cc's scheme: ~9-14 GB/s), NTA, distances 1-64 KiB (4-16 KiB
 // alike within the noise), prefetching the first 12 KiB up front (no gain at 1.5 MB), R = 1, 2
-// (no better) and 8 (spills: 32 accumulators). Hot (L2/L3-resident) it runs at ~5 instructions
-// per ns here, so ~24-35 GB/s; DRAM-cold it reaches 74-100% of a plain read of the same buffers.
+// (no better), 8 (spills: 32 accumulators), and for M > 1 two activation rows sharing each
+// masked weight vector (2 x 2 rows: per row no faster than one row at a time). Hot (L2/L3-
+// resident) it runs at ~5 instructions per ns here, so ~24-35 GB/s; DRAM-cold it reaches
+// 74-100% of a plain read of the same buffers.
 template <int R>
 void gemv_rows(const std::uint8_t* w, std::int64_t row_bytes, const std::int8_t* xr, std::int64_t blocks,
                std::int32_t* res) {
@@ -355,8 +357,8 @@ void tgemv(const std::uint8_t* w, std::int64_t n, std::int64_t k, float w_scale,
 // Blocking: per panel of kNC weight rows, K in chunks of kChunkBlocks blocks (128 quads, a
 // 32 KiB expanded chunk that stays in L1 / near L2 while every activation tile goes by, each
 // VPDPBUSD reusing it for 6 rows); the int32 panel tile c (M x 64, 128 KiB at M = 512) and
-// the activation chunks (M x 512 bytes) live in L2. The expansion (one gather per 4 quads x 16
-// rows) is amortized over M rows; the c tile is loaded / stored once per chunk (24 zmm per
+// the activation chunks (M x 512 bytes) live in L2. The expansion (16 row loads + 24 vpermt2d
+// per block of 16 rows) is amortized over M rows; the c tile is loaded / stored once per chunk (24 zmm per
 // 3072 VPDPBUSD).
 void tgemm(const std::uint8_t* w, std::int64_t n, std::int64_t k, float w_scale, const std::int8_t* x,
            const float* x_scale, std::int64_t m, float* out, std::int32_t* acc_out, std::int64_t ldo) {
