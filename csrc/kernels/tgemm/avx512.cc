@@ -82,7 +82,7 @@ inline __m128i reduce4(const __m512i* s) {
   return _mm_add_epi32(_mm256_castsi256_si128(d), _mm256_extracti128_si256(d, 1));
 }
 
-// ---- tgemv: R packed weight rows . one activation row, streaming the weights ----------------
+// ---- tgemv: 4 packed weight rows . one activation row, streaming the weights ----------------
 // One zmm load v covers two blocks (256 weights): its 256-bit halves are blocks 2p and 2p + 1,
 // byte c holding weights 128 b + 32 l + c in bits 2l. No shifts: the four groups are taken in
 // place, pre-scaled,  4^l q_l = v & (3 << 2l)  (<= 128, still an unsigned byte), each into its own
@@ -94,51 +94,103 @@ inline __m128i reduce4(const __m512i* s) {
 // avx2.cc's masks 3 / 12 on v and v >> 4; the two measured alike within this machine's noise).
 // Prefetch: one per 64-byte line, kPrefetchBytes ahead of each load into L2 (_MM_HINT_T1). The
 // rows are one contiguous stream; with DRAM-cold weights (rotating over 256 MB of copies) this
-// took 1536x4096 from ~9 to ~15-20 GB/s. Measured and dropped: prefetching the next R rows at
-// the same offset into L1 (avx2.cc's scheme: ~9-14 GB/s), NTA, distances 1-64 KiB (4-16 KiB
-// alike within the noise), prefetching the first 12 KiB up front (no gain at 1.5 MB), R = 1, 2
-// (no better), 8 (spills: 32 accumulators), and for M > 1 two activation rows sharing each
-// masked weight vector (2 x 2 rows: per row no faster than one row at a time). Hot (L2/L3-
-// resident) it runs at ~5 instructions per ns here, so ~24-35 GB/s; DRAM-cold it reaches
-// 74-100% of a plain read of the same buffers.
-template <int R>
-void gemv_rows(const std::uint8_t* w, std::int64_t row_bytes, const std::int8_t* xr, std::int64_t blocks,
-               std::int32_t* res) {
+// took 1536x4096 from ~9 to ~15-20 GB/s. Measured and dropped (intrinsics versions): prefetching
+// the next 4 rows at the same offset into L1 (avx2.cc's scheme: ~9-14 GB/s), NTA, distances
+// 1-64 KiB (4-16 KiB alike within the noise), prefetching the first 12 KiB up front (no gain at
+// 1.5 MB), 1 or 2 rows per pass (no better), 8 (spills: 32 accumulators), and for M > 1 two
+// activation rows sharing each masked weight vector (2 x 2: per row no faster than 1 x 4).
+// Hot (L2/L3-resident) gemv_rows4 streams 34-49 GB/s here; DRAM-cold it reaches 85-100% of a
+// plain read of the same buffers (the loop has slack: it is not what limits the cold case).
+
+// One row (the n % 4 rows after the groups of 4; also the reference for gemv_rows4 below).
+std::int32_t gemv_row(const std::uint8_t* w, const std::int8_t* xr, std::int64_t blocks) {
   const __m512i m0 = _mm512_set1_epi8(0x03), m1 = _mm512_set1_epi8(0x0C), m2 = _mm512_set1_epi8(0x30),
                 m3 = _mm512_set1_epi8(static_cast<char>(0xC0));
-  __m512i a0[R], a1[R], a2[R], a3[R];
-  for (int r = 0; r < R; ++r) a0[r] = a1[r] = a2[r] = a3[r] = _mm512_setzero_si512();
-  const std::int64_t pairs = blocks / 2;
-  auto step = [&](std::int64_t p, auto load_w) {
+  __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+  for (std::int64_t p = 0; 2 * p < blocks; ++p) {
+    // the last block of an odd count alone: the upper half is masked to 0 (and meets x = 0)
+    const __mmask64 live = 2 * p + 1 < blocks ? ~__mmask64(0) : __mmask64(0xFFFFFFFFu);
     const std::int8_t* xp = xr + p * 256;
-    const __m512i x0 = load(xp), x1 = load(xp + 64), x2 = load(xp + 128), x3 = load(xp + 192);
-    for (int r = 0; r < R; ++r) {
-      const std::uint8_t* line = w + r * row_bytes + p * 2 * kBlockBytes;
-      _mm_prefetch(reinterpret_cast<const char*>(line + kPrefetchBytes), _MM_HINT_T1);
-      const __m512i v = load_w(line);
-      a0[r] = _mm512_dpbusd_epi32(a0[r], _mm512_and_si512(v, m0), x0);
-      a1[r] = _mm512_dpbusd_epi32(a1[r], _mm512_and_si512(v, m1), x1);
-      a2[r] = _mm512_dpbusd_epi32(a2[r], _mm512_and_si512(v, m2), x2);
-      a3[r] = _mm512_dpbusd_epi32(a3[r], _mm512_and_si512(v, m3), x3);
-    }
-  };
-  for (std::int64_t p = 0; p < pairs; ++p) step(p, [](const std::uint8_t* a) { return load(a); });
-  if (blocks % 2) {  // the last block alone: the upper half is masked to 0 (and meets x = 0)
-    step(pairs, [](const std::uint8_t* a) { return _mm512_maskz_loadu_epi8(__mmask64(0xFFFFFFFFu), a); });
+    const __m512i v = _mm512_maskz_loadu_epi8(live, w + p * 2 * kBlockBytes);
+    a0 = _mm512_dpbusd_epi32(a0, _mm512_and_si512(v, m0), load(xp));
+    a1 = _mm512_dpbusd_epi32(a1, _mm512_and_si512(v, m1), load(xp + 64));
+    a2 = _mm512_dpbusd_epi32(a2, _mm512_and_si512(v, m2), load(xp + 128));
+    a3 = _mm512_dpbusd_epi32(a3, _mm512_and_si512(v, m3), load(xp + 192));
   }
-  __m512i sums[R];
-  for (int r = 0; r < R; ++r) {
-    sums[r] = _mm512_add_epi32(_mm512_add_epi32(a0[r], _mm512_srai_epi32(a1[r], 2)),
-                               _mm512_add_epi32(_mm512_srai_epi32(a2[r], 4), _mm512_srai_epi32(a3[r], 6)));
-  }
-  if constexpr (R == 4) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(res), reduce4(sums));
-  } else {
-    for (int r = 0; r < R; ++r) res[r] = _mm512_reduce_add_epi32(sums[r]);
-  }
+  const __m512i lo = _mm512_add_epi32(a0, _mm512_srai_epi32(a1, 2));
+  const __m512i hi = _mm512_add_epi32(_mm512_srai_epi32(a2, 4), _mm512_srai_epi32(a3, 6));
+  return _mm512_reduce_add_epi32(_mm512_add_epi32(lo, hi));
 }
 
-// Repacks one activation row into the pair layout of gemv_rows (2 * ceil(blocks / 2) blocks).
+// 4 rows at once (one pass over the activations), in inline assembly: GCC 12 compiles the
+// same loop in intrinsics (arrays of 4 x 4 accumulators) with ~20 register copies and 2 stack
+// spills per step (hot 1536x4096 0.050 ms, 3200x8640 0.20 ms;
+// this: 0.037 and 0.14 ms; DRAM-cold alike). Registers: accumulators a_l[r] = zmm(4r + l),
+// masks zmm16-19, activations zmm20-23, the weight line zmm24 and its masked groups zmm25-28.
+// An odd last block is one more step with the upper half of each weight load masked to 0.
+void gemv_rows4(const std::uint8_t* w, std::int64_t row_bytes, const std::int8_t* xr, std::int64_t blocks,
+                std::int32_t* res) {
+  static_assert(kPrefetchBytes == 12288, "the assembly below hard-codes the prefetch distance");
+  alignas(64) std::int32_t sums[4][16];
+  const std::uint32_t m0 = 0x03030303u, m1 = 0x0C0C0C0Cu, m2 = 0x30303030u, m3 = 0xC0C0C0C0u;
+  const std::uint8_t* w2 = w + 2 * row_bytes;
+  std::int64_t pairs = blocks / 2;
+  const std::int64_t odd = blocks % 2;
+  const __mmask64 live = 0xFFFFFFFFu;
+#define ONEBIT_ZERO(r) "vpxord %%zmm" r ", %%zmm" r ", %%zmm" r "\n\t"
+#define ONEBIT_ROW(addr, zmm24, a0, a1, a2, a3)                                                           \
+  "prefetcht1 12288" addr "\n\t"                                                                         \
+  "vmovdqu8 " addr ", " zmm24 "\n\t"                                                                     \
+  "vpandd %%zmm16, %%zmm24, %%zmm25\n\t vpandd %%zmm17, %%zmm24, %%zmm26\n\t"                            \
+  "vpandd %%zmm18, %%zmm24, %%zmm27\n\t vpandd %%zmm19, %%zmm24, %%zmm28\n\t"                            \
+  "vpdpbusd %%zmm20, %%zmm25, %%zmm" a0 "\n\t vpdpbusd %%zmm21, %%zmm26, %%zmm" a1 "\n\t"                \
+  "vpdpbusd %%zmm22, %%zmm27, %%zmm" a2 "\n\t vpdpbusd %%zmm23, %%zmm28, %%zmm" a3 "\n\t"
+#define ONEBIT_STEP(zmm24)                                                                               \
+  "vmovdqu64 (%[x]), %%zmm20\n\t vmovdqu64 64(%[x]), %%zmm21\n\t"                                        \
+  "vmovdqu64 128(%[x]), %%zmm22\n\t vmovdqu64 192(%[x]), %%zmm23\n\t"                                    \
+  ONEBIT_ROW("(%[w])", zmm24, "0", "1", "2", "3") ONEBIT_ROW("(%[w],%[rs],1)", zmm24, "4", "5", "6", "7") \
+  ONEBIT_ROW("(%[w2])", zmm24, "8", "9", "10", "11") ONEBIT_ROW("(%[w2],%[rs],1)", zmm24, "12", "13", "14", "15")
+#define ONEBIT_SUM(a0, a1, a2, a3, off)                                                                  \
+  "vpsrad $2, %%zmm" a1 ", %%zmm" a1 "\n\t vpsrad $4, %%zmm" a2 ", %%zmm" a2 "\n\t"                      \
+  "vpsrad $6, %%zmm" a3 ", %%zmm" a3 "\n\t vpaddd %%zmm" a1 ", %%zmm" a0 ", %%zmm" a0 "\n\t"             \
+  "vpaddd %%zmm" a3 ", %%zmm" a2 ", %%zmm" a2 "\n\t vpaddd %%zmm" a2 ", %%zmm" a0 ", %%zmm" a0 "\n\t"    \
+  "vmovdqu64 %%zmm" a0 ", " off "(%[sums])\n\t"
+  __asm__ volatile(
+      "vpbroadcastd %k[m0], %%zmm16\n\t vpbroadcastd %k[m1], %%zmm17\n\t"
+      "vpbroadcastd %k[m2], %%zmm18\n\t vpbroadcastd %k[m3], %%zmm19\n\t"
+      ONEBIT_ZERO("0") ONEBIT_ZERO("1") ONEBIT_ZERO("2") ONEBIT_ZERO("3") ONEBIT_ZERO("4") ONEBIT_ZERO("5")
+      ONEBIT_ZERO("6") ONEBIT_ZERO("7") ONEBIT_ZERO("8") ONEBIT_ZERO("9") ONEBIT_ZERO("10") ONEBIT_ZERO("11")
+      ONEBIT_ZERO("12") ONEBIT_ZERO("13") ONEBIT_ZERO("14") ONEBIT_ZERO("15")
+      "testq %[pairs], %[pairs]\n\t"
+      "jz 2f\n\t"
+      "1:\n\t"
+      ONEBIT_STEP("%%zmm24")
+      "addq $256, %[x]\n\t addq $64, %[w]\n\t addq $64, %[w2]\n\t"
+      "decq %[pairs]\n\t"
+      "jnz 1b\n\t"
+      "2:\n\t"
+      "testq %[odd], %[odd]\n\t"
+      "jz 3f\n\t"
+      ONEBIT_STEP("%%zmm24%{%[live]%}%{z%}")
+      "3:\n\t"
+      ONEBIT_SUM("0", "1", "2", "3", "0") ONEBIT_SUM("4", "5", "6", "7", "64")
+      ONEBIT_SUM("8", "9", "10", "11", "128") ONEBIT_SUM("12", "13", "14", "15", "192")
+      : [w] "+r"(w), [w2] "+r"(w2), [x] "+r"(xr), [pairs] "+r"(pairs)
+      : [rs] "r"(row_bytes), [odd] "r"(odd), [live] "Yk"(live), [sums] "r"(&sums[0][0]), [m0] "r"(m0),
+        [m1] "r"(m1), [m2] "r"(m2), [m3] "r"(m3)
+      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
+        "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22",
+        "xmm23", "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "cc", "memory");
+#undef ONEBIT_SUM
+#undef ONEBIT_STEP
+#undef ONEBIT_ROW
+#undef ONEBIT_ZERO
+  __m512i v[4];
+  for (int r = 0; r < 4; ++r) v[r] = _mm512_load_si512(sums[r]);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(res), reduce4(v));
+}
+
+// Repacks one activation row into the pair layout of gemv_row(s4) (2 * ceil(blocks / 2) blocks).
 void repack_gemv_row(const std::int8_t* x, std::int64_t k, std::int64_t blocks, std::int8_t* xr) {
   const std::int64_t padded = (blocks + 1) / 2 * 2;
   for (std::int64_t b = 0; b < padded; ++b) {
@@ -332,7 +384,7 @@ void store_panel(const std::int32_t* c, std::int64_t m, std::int64_t n, std::int
 void tgemv(const std::uint8_t* w, std::int64_t n, std::int64_t k, float w_scale, const std::int8_t* x,
            const float* x_scale, std::int64_t m, float* out, std::int32_t* acc_out, std::int64_t ldo) {
   const std::int64_t blocks = tq2_blocks(k), row_bytes = tq2_row_bytes(k);
-  constexpr int R = 4;  // rows per pass over the activations (reduce4 and the stores below assume 4)
+  constexpr int R = 4;  // rows per pass over the activations (gemv_rows4)
   Scratch<std::int8_t> xr((blocks + 1) / 2 * 256);
   for (std::int64_t i = 0; i < m; ++i) {
     repack_gemv_row(x + i * k, k, blocks, xr.data());
@@ -341,15 +393,14 @@ void tgemv(const std::uint8_t* w, std::int64_t n, std::int64_t k, float w_scale,
     std::int32_t res[R];
     std::int64_t j = 0;
     for (; j + R <= n; j += R) {
-      gemv_rows<R>(w + j * row_bytes, row_bytes, xr.data(), blocks, res);
+      gemv_rows4(w + j * row_bytes, row_bytes, xr.data(), blocks, res);
       // the 4 results at once: vcvtdq2ps + vmulps, the same two roundings as store_result
       const __m128i acc = _mm_sub_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(res)), _mm_set1_epi32(xsum));
       if (acc_out) _mm_storeu_si128(reinterpret_cast<__m128i*>(acc_out + i * ldo + j), acc);
       if (out) _mm_storeu_ps(out + i * ldo + j, _mm_mul_ps(_mm_cvtepi32_ps(acc), _mm_set1_ps(mult)));
     }
     for (; j < n; ++j) {
-      gemv_rows<1>(w + j * row_bytes, row_bytes, xr.data(), blocks, res);
-      store_result(res[0] - xsum, i, j, mult, out, acc_out, ldo);
+      store_result(gemv_row(w + j * row_bytes, xr.data(), blocks) - xsum, i, j, mult, out, acc_out, ldo);
     }
   }
 }
