@@ -15,16 +15,18 @@
 // of x); the last odd block of a tgemv row is a masked load, and tgemm's weight-row loads are
 // masked past N, so no load reads past a caller's buffer.
 //
-// Measured (Zen 5 EPYC, 1 thread, GCC 12; benchmarks/bench_ternary.py --repeats 15, medians,
-// avx2 and avx512 samples interleaved) on a shared 2-vCPU machine, load average 2.3-2.7 from
-// other jobs: the register-only peaks measured alongside were only 234 G MAC/s VNNI (DESIGN.md:
-// ~455 idle) and 191 vpmaddubsw, DRAM read 19-25 GB/s. avx2 -> avx512:
-//   tgemv hot   1536x4096 0.085 -> 0.065 ms, 4096x1536 0.082 -> 0.068, 3200x8640 0.290 -> 0.209,
-//               8640x3200 0.309 -> 0.265 ms (24-33 GB/s of packed weights, L2/L3-resident)
-//   tgemv cold  (weights rotated over >= 128 MB of copies): 8-12 -> 16-24 GB/s, 74-102% of a
+// Measured (Zen 5 EPYC, GCC 12; benchmarks/bench_ternary.py --repeats 15, medians, avx2 and
+// avx512 samples interleaved; load average 0.6-1.1). Register-only peaks in the same run: 234 G
+// int8 MAC/s per core with vpdpbusd (3.6 G zmm/s: one per cycle; ymm gives the same MACs),
+// 196 with vpmaddubsw, DRAM read ~22-25 GB/s per core. (DESIGN.md's ~455 G VNNI and ~113 G fp32
+// MAC/s are twice what such loops reach on this machine now: zmm FMA gives 58 G MAC/s.)
+// avx2 -> avx512, 1 thread:
+//   tgemv hot   1536x4096 0.076 -> 0.044 ms, 4096x1536 0.086 -> 0.054, 3200x8640 0.319 -> 0.164,
+//               8640x3200 0.317 -> 0.186 ms (30-39 GB/s of packed weights, L2/L3-resident)
+//   tgemv cold  (weights rotated over >= 128 MB of copies): 9-13 -> 20-23 GB/s, 82-106% of a
 //               numpy read of the same buffers in the same rotation
-//   tgemm M=512 127-143 -> 198-212 G MAC/s, 85-91% of the (contended) VNNI peak; torch fp32
-//               F.linear 70-330 ms vs 16-68 ms for quantize_i8 + tgemm.
+//   tgemm M=512 127-152 -> 208-214 G MAC/s, 89-91% of the VNNI peak (2 threads: 378-401)
+//   torch fp32 F.linear: GEMV 1.3-6.1 ms, GEMM 65-308 ms (onebit incl. quantize_i8: 24-37x, 4-5x).
 // Tried and dropped are noted at each kernel.
 #include <immintrin.h>
 
