@@ -416,9 +416,10 @@ void tgemv(const std::uint8_t* w, std::int64_t n, std::int64_t k, float w_scale,
 void tgemm(const std::uint8_t* w, std::int64_t n, std::int64_t k, float w_scale, const std::int8_t* x,
            const float* x_scale, std::int64_t m, float* out, std::int32_t* acc_out, std::int64_t ldo) {
   if (m <= 0 || n <= 0) return;
-  // Few rows: one 6-row tile costs ~0.29 ms at 1536 x 4096 (expansion ~0.1 ms included) while
-  // tgemv costs ~0.05 ms per row with L2/L3-hot weights (m = 4: 0.20 vs 0.29 ms, m = 6: 0.31 vs
-  // 0.29 ms); below one full tile tgemv per row wins (cold weights favour the tiles earlier).
+  // Few rows: at 1536 x 4096 one 6-row tile costs ~0.22-0.28 ms (expansion included) and tgemv
+  // ~0.036 ms per row with L2/L3-hot weights (hot crossover near m = 14), but ~0.075 ms per row
+  // when the weights come from DRAM, as in a model's prefill (crossover near m = 4-6): below
+  // one full tile, tgemv per row.
   if (m < kMinTiledRows) {
     tgemv(w, n, k, w_scale, x, x_scale, m, out, acc_out, ldo);
     return;
