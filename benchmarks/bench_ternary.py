@@ -226,8 +226,8 @@ def main() -> None:
         "notes": "speedup = torch median / onebit median (quantize_i8 + kernel); GB/s = packed weight bytes / "
                  "kernel median; fraction_of_int8_peak = G MAC/s / (int8 peak per core x threads) with the peak "
                  "of the ISA's instruction (avx2: vpmaddubsw, avx512: vpdpbusd VNNI); by_isa: the kernel alone "
-                 "under each SIMD ISA in the same run, samples interleaved across ISAs; load_average: os.getloadavg() before the run (the "
-                 "machine may be shared)",
+                 "under each SIMD ISA in the same run, samples interleaved across ISAs; load_average: "
+                 "os.getloadavg() before the run (the machine may be shared)",
         "rows": rows,
     }
     write_section(args.out, "ternary", result)
