@@ -9,7 +9,10 @@ median (and min / max) wall time of
 * ``torch``: ``F.linear(x, W)`` with the float32 weights (``torch.set_num_threads`` = same count),
 
 plus GB/s of packed weights (GEMV) and G MAC/s (GEMM), against this machine's limits measured
-in the same run by ``peak_avx2.cc`` (int8 vpmaddubsw peak, read bandwidth). GEMV is timed
+in the same run by ``peak_avx2.cc`` (int8 vpmaddubsw peak, int8 VNNI vpdpbusd peak where the
+CPU has AVX512-VNNI, read bandwidth). The kernel alone is also timed under every SIMD ISA of
+the dispatch table (``avx2``, ``avx512``; via ``kernels.use_isa``) in ``by_isa``, so the gain of
+the AVX-512 VNNI paths over AVX2 is measured in the same run. GEMV is timed
 "hot" (the same weights every call: they fit in the last-level cache) and "cold" (rotating
 through copies of the weights totalling >= 128 MB, as a decode step over many layers does);
 the cold figure is compared with a numpy read (``max``) of the same buffers in the same rotation,
@@ -67,6 +70,36 @@ def timed(fn, repeats: int, inner: int = 1) -> dict:
     return {"median_ms": float(np.median(times)), "min_ms": float(times.min()), "max_ms": float(times.max())}
 
 
+def timed_by_isa(fn, isas: list[str], repeats: int, inner: int = 1) -> dict[str, dict]:
+    """``timed`` under each ISA, the samples interleaved (isa0, isa1, isa0, ...), so that a burst of
+    load from other processes hits every ISA alike instead of the one that happened to run then."""
+    from onebit import kernels
+
+    times: dict[str, list[float]] = {isa: [] for isa in isas}
+    for rep in range(repeats + 1):  # the first round is the warm-up
+        for isa in isas:
+            with kernels.use_isa(isa):
+                t0 = time.perf_counter()
+                for _ in range(inner):
+                    fn()
+                if rep:
+                    times[isa].append((time.perf_counter() - t0) / inner * 1e3)
+    return {isa: {"median_ms": float(np.median(t)), "min_ms": float(min(t)), "max_ms": float(max(t))}
+            for isa, t in times.items()}
+
+
+def simd_isas() -> list[str]:
+    from onebit import kernels
+
+    return [isa for isa in ("avx2", "avx512") if isa in kernels.supported_isas()]
+
+
+def isa_peak(limits: dict, isa: str) -> float | None:
+    """int8 MAC/s peak per core of the instruction the ISA's tgemm uses."""
+    key = "int8_vnni_peak_gmacs_per_core" if isa == "avx512" else "int8_maddubs_peak_gmacs_per_core"
+    return limits.get(key)
+
+
 def bench_shape(n: int, k: int, batch: int, threads: int, repeats: int, rng) -> dict:
     import torch
 
@@ -119,7 +152,18 @@ def bench_shape(n: int, k: int, batch: int, threads: int, repeats: int, rng) -> 
         row["cold_gbs"] = packed.nbytes / (row["kernel_cold"]["median_ms"] / 1e3) / 1e9
         row["read_cold_gbs"] = packed.nbytes / (row["read_cold"]["median_ms"] / 1e3) / 1e9
         row["cold_fraction_of_read"] = row["cold_gbs"] / row["read_cold_gbs"]
-        del pool
+    isas = simd_isas()  # the kernel alone under each SIMD ISA, same inputs, same run, interleaved
+    hot = timed_by_isa(lambda: op(packed, gamma, x_q, x_scale, num_threads=threads, out=out), isas, repeats, inner)
+    cold_by_isa = timed_by_isa(cold, isas, repeats, copies) if batch == 1 else {}
+    row["by_isa"] = {}
+    for isa in isas:
+        r = {"kernel": hot[isa], "gmacs": macs / (hot[isa]["median_ms"] / 1e3) / 1e9}
+        if batch == 1:
+            r["hot_gbs"] = packed.nbytes / (hot[isa]["median_ms"] / 1e3) / 1e9
+            r["kernel_cold"] = cold_by_isa[isa]
+            r["cold_gbs"] = packed.nbytes / (cold_by_isa[isa]["median_ms"] / 1e3) / 1e9
+            r["cold_fraction_of_read"] = r["cold_gbs"] / row["read_cold_gbs"]
+        row["by_isa"][isa] = r
     return row
 
 
@@ -136,16 +180,20 @@ def main() -> None:
     from onebit import kernels
 
     rng = np.random.default_rng(0)
+    load = list(os.getloadavg())
     limits = machine_limits()
     shapes = SHAPES[:1] if args.quick else SHAPES
     repeats = 3 if args.quick else args.repeats
     print(f"onebit ternary kernels: ISA {kernels.active_isa()} ({kernels.kernel_table().get('tgemm')}), "
           f"torch {torch.__version__}, {os.cpu_count()} CPUs")
-    print("machine limits (same run):", json.dumps(limits))
-    peak = limits.get("int8_maddubs_peak_gmacs_per_core")
+    print("machine limits (same run):", json.dumps(limits), "| load average:", " ".join(f"{v:.2f}" for v in load))
+    isas = simd_isas()
+    peak = isa_peak(limits, kernels.active_isa())
     rows = []
+    per_isa = "".join(f" {isa + ' ms':>10} {'GB/s cold':>9} {'G MAC/s':>7}" for isa in isas)
     header = (f"{'N x K':>11} {'batch':>5} {'thr':>3} | {'onebit ms':>9} {'kernel ms':>9} {'torch ms':>9} "
-              f"{'speedup':>7} | {'GB/s hot':>8} {'GB/s cold':>9} {'read cold':>9} {'G MAC/s':>8} {'%peak':>6}")
+              f"{'speedup':>7} | {'GB/s hot':>8} {'GB/s cold':>9} {'read cold':>9} {'G MAC/s':>8} {'%peak':>6} |"
+              + per_isa)
     print(header)
     print("-" * len(header))
     for n, k in shapes:
@@ -158,16 +206,28 @@ def main() -> None:
                 hot = f"{r['hot_gbs']:8.1f}" if batch == 1 else f"{'':8}"
                 cold = f"{r['cold_gbs']:9.1f} {r['read_cold_gbs']:9.1f}" if batch == 1 else f"{'':19}"
                 pct = f"{100 * r['fraction_of_int8_peak']:5.0f}%" if peak else f"{'':6}"
+                for isa, ri in r["by_isa"].items():
+                    p = isa_peak(limits, isa)
+                    if p:
+                        ri["fraction_of_int8_peak"] = ri["gmacs"] / (p * threads)
+                isa_cols = "".join(
+                    f" {ri['kernel']['median_ms']:10.3f} "
+                    + (f"{ri['cold_gbs']:9.1f}" if batch == 1 else f"{'':9}") + f" {ri['gmacs']:7.1f}"
+                    for ri in r["by_isa"].values())
                 print(f"{n:>5}x{k:<5} {batch:>5} {threads:>3} | {r['onebit']['median_ms']:9.3f} "
                       f"{r['kernel']['median_ms']:9.3f} {r['torch']['median_ms']:9.3f} {r['speedup_vs_torch']:6.1f}x | "
-                      f"{hot} {cold} {r['gmacs']:8.1f} {pct}", flush=True)
+                      f"{hot} {cold} {r['gmacs']:8.1f} {pct} |{isa_cols}", flush=True)
     result = {
         "benchmark": "ternary tgemv/tgemm vs torch fp32 F.linear",
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": sys.version.split()[0],
-                    "torch": torch.__version__, "isa": kernels.active_isa(), "limits": limits},
+                    "torch": torch.__version__, "isa": kernels.active_isa(), "isas_timed": isas, "limits": limits,
+                    "load_average": load},
         "notes": "speedup = torch median / onebit median (quantize_i8 + kernel); GB/s = packed weight bytes / "
-                 "kernel median; fraction_of_int8_peak = G MAC/s / (vpmaddubsw peak per core x threads)",
+                 "kernel median; fraction_of_int8_peak = G MAC/s / (int8 peak per core x threads) with the peak "
+                 "of the ISA's instruction (avx2: vpmaddubsw, avx512: vpdpbusd VNNI); by_isa: the kernel alone "
+                 "under each SIMD ISA in the same run, samples interleaved across ISAs; load_average: "
+                 "os.getloadavg() before the run (the machine may be shared)",
         "rows": rows,
     }
     write_section(args.out, "ternary", result)

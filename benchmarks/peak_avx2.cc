@@ -2,6 +2,9 @@
 //   * int8 peak: 12 independent vpmaddubsw + vpaddw (int16 accumulate) pairs per iteration in
 //     registers, i.e. the inner loop of the tgemm micro-kernel without its loads; one
 //     vpmaddubsw = 32 int8 multiply-adds;
+//   * int8 VNNI peak (only where the CPU has AVX512-VNNI; the function is compiled for it with
+//     a target attribute and called after a runtime check): 24 independent vpdpbusd zmm chains,
+//     the accumulator tile of the avx512 tgemm micro-kernel; one vpdpbusd = 64 multiply-adds;
 //   * read bandwidth: one thread summing 32-byte loads (XOR) over a buffer, for a buffer that
 //     sits in the last-level cache (like the packed weights of one BitNet matrix) and one that
 //     does not (DRAM).
@@ -47,6 +50,28 @@ static double int8_peak_gmacs() {
   return iters * 12.0 * 32.0 / best / 1e9;
 }
 
+#define ONEBIT_VNNI4(a, b, c, d)                                                        \
+  "vpdpbusd %%zmm30, %%zmm31, %%zmm" #a "\n vpdpbusd %%zmm30, %%zmm31, %%zmm" #b "\n" \
+  "vpdpbusd %%zmm30, %%zmm31, %%zmm" #c "\n vpdpbusd %%zmm30, %%zmm31, %%zmm" #d "\n"
+
+__attribute__((target("avx512f,avx512vnni"))) static double int8_vnni_peak_gmacs() {
+  const long iters = 10000000;
+  double best = 1e30;
+  for (int rep = 0; rep < 5; ++rep) {
+    const double t0 = now();
+    for (long it = 0; it < iters; ++it) {
+      __asm__ volatile(ONEBIT_VNNI4(0, 1, 2, 3) ONEBIT_VNNI4(4, 5, 6, 7) ONEBIT_VNNI4(8, 9, 10, 11)
+                           ONEBIT_VNNI4(12, 13, 14, 15) ONEBIT_VNNI4(16, 17, 18, 19) ONEBIT_VNNI4(20, 21, 22, 23) ::
+                               : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+                                 "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18",
+                                 "xmm19", "xmm20", "xmm21", "xmm22", "xmm23");
+    }
+    best = std::min(best, now() - t0);
+  }
+  return iters * 24.0 * 64.0 / best / 1e9;
+}
+#undef ONEBIT_VNNI4
+
 // GB/s of `threads` threads each reading its own share of a `bytes` buffer, best of `reps`.
 static double read_gbs(size_t bytes, int threads, int reps) {
   std::vector<unsigned char> buf(bytes + 64, 1);
@@ -80,6 +105,10 @@ static double read_gbs(size_t bytes, int threads, int reps) {
 int main() {
   const double peak = int8_peak_gmacs();
   std::printf("{\"int8_maddubs_peak_gmacs_per_core\": %.1f, ", peak);
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512vnni")) {
+    std::printf("\"int8_vnni_peak_gmacs_per_core\": %.1f, ", int8_vnni_peak_gmacs());
+  }
   std::printf("\"read_gbs_8MB_1t\": %.1f, ", read_gbs(8u << 20, 1, 50));
   std::printf("\"read_gbs_512MB_1t\": %.1f, ", read_gbs(512u << 20, 1, 5));
   std::printf("\"read_gbs_512MB_2t\": %.1f}\n", read_gbs(512u << 20, 2, 5));

@@ -108,6 +108,21 @@ def test_quantize_i8_rounds_half_to_even_like_torch(isa):
     np.testing.assert_array_equal(q[0], [127, 0, 2, 2, 0, -2, -2, 3, -126])
 
 
+def test_quantize_i8_nan_and_inf_match_ref(isa, rng):
+    """Non-finite inputs follow the ref's std::max / nearbyint semantics in every ISA."""
+    x = rng.standard_normal((6, 53)).astype(np.float32)
+    x[0, 0] = np.nan  # first lane: a NaN must not poison the running max
+    x[1, 52] = np.nan  # masked tail lane
+    x[2, 17] = np.inf  # scale 0: finite values -> 0, inf * 0 = NaN -> -127
+    x[3, 5] = -np.inf
+    x[4, :] = np.nan
+    q, s = kernels.quantize_i8(x)
+    with kernels.use_isa("ref"):
+        q_ref, s_ref = kernels.quantize_i8(x)
+    np.testing.assert_array_equal(s, s_ref)
+    np.testing.assert_array_equal(q, q_ref)
+
+
 def test_quantize_i8_leading_axes_and_threads(rng):
     x = rng.standard_normal((3, 5, 70)).astype(np.float32)
     q, s = kernels.quantize_i8(x)
@@ -158,6 +173,40 @@ def test_tgemv_grid(isa, rng, n, k):
     # the 1-D form (K,) -> (N,)
     y1 = kernels.tgemv(kernels.pack_ternary(t, scale=w_scale)[0], w_scale, x_q[0], x_scale.reshape(()))
     np.testing.assert_array_equal(y1, y[0])
+
+
+def test_tgemm_tile_edges(isa, rng):
+    """M around the 6-row tiles, N around the 64-column panels, K with odd block counts and a
+    partial 4-block chunk (637: 5 blocks, 1100: 9 blocks)."""
+    for k in (637, 1100):
+        for n in (63, 64, 65, 130):
+            for m in range(1, 18):
+                check_matmul(kernels.tgemm, rng, m, n, k)
+
+
+@pytest.mark.parametrize("k", [383, 384, 385, 637, 1100])
+def test_tgemv_row_group_edges(isa, rng, k):
+    """N around the 4-row groups, K with an odd block count (the masked last block) or not."""
+    for n in (3, 4, 5, 6, 7, 130):
+        check_matmul(kernels.tgemv, rng, 1, n, k)
+    check_matmul(kernels.tgemv, rng, 3, 9, k)  # several activation rows
+
+
+@pytest.mark.parametrize("op", ["tgemv", "tgemm"])
+def test_large_k_extremes_are_exact(isa, op):
+    """acc = +-127 * K and -128 * K with K = 2^16 + 5 (pre-scaled int32 lanes far from overflow)."""
+    k = (1 << 16) + 5
+    t = np.ones((3, k), np.int8)
+    t[1] = -1
+    t[2, 1::2] = 0
+    packed, _ = kernels.pack_ternary(t)
+    x_q = np.full((3, k), 127, np.int8)
+    x_q[1] = -127
+    x_q[2] = -128
+    m = 1 if op == "tgemv" else 3
+    acc = getattr(kernels, op)(packed, 1.0, x_q[:m], np.ones(m, np.float32), out_dtype=np.int32)
+    np.testing.assert_array_equal(acc, x_q[:m].astype(np.int64) @ t.T.astype(np.int64))
+    assert acc[0, 0] == 127 * k
 
 
 @pytest.mark.parametrize("num_threads", [1, 2, 3])

@@ -2,7 +2,8 @@
 // [-127, 127], vcvtps2dq (rounds half to even, the default MXCSR mode, like the ref's
 // nearbyint) and pack to int8. Clamping before or after rounding gives the same integer because
 // the bounds are integers, so the result equals ref bit-exactly; the scale is the same float
-// expression as in ref.
+// expression as in ref. NaN as in ref too: vmaxps returns its second operand when either is
+// NaN, so max(|x|, m) skips a NaN like std::max(m, |x|) and max(v, -127) maps NaN to -127.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -21,7 +22,7 @@ void quantize_i8(const float* x, std::int64_t rows, std::int64_t k, std::int8_t*
     std::int8_t* dst = q + r * k;
     __m256 vmax = _mm256_setzero_ps();
     for (std::int64_t i = 0; i < k8; i += 8) {
-      vmax = _mm256_max_ps(vmax, _mm256_and_ps(_mm256_loadu_ps(row + i), abs_mask));
+      vmax = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(row + i), abs_mask), vmax);  // NaN: keeps vmax
     }
     alignas(32) float lanes[8];
     _mm256_store_ps(lanes, vmax);
@@ -32,7 +33,7 @@ void quantize_i8(const float* x, std::int64_t rows, std::int64_t k, std::int8_t*
     scale[r] = s;
     const __m256 vs = _mm256_set1_ps(s), hi = _mm256_set1_ps(kQuantI8Max), lo = _mm256_set1_ps(-kQuantI8Max);
     auto convert = [&](std::int64_t i) {
-      const __m256 v = _mm256_min_ps(hi, _mm256_max_ps(lo, _mm256_mul_ps(_mm256_loadu_ps(row + i), vs)));
+      const __m256 v = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_loadu_ps(row + i), vs), lo), hi);
       return _mm256_cvtps_epi32(v);
     };
     for (std::int64_t i = 0; i < k32; i += 32) {
