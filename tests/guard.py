@@ -15,7 +15,6 @@ _PAGE = mmap.PAGESIZE
 _PROT_NONE = 0
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-_keep_alive: list[mmap.mmap] = []
 
 
 def guarded_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
@@ -28,8 +27,9 @@ def guarded_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
     guard = base + data_pages * _PAGE
     if _libc.mprotect(guard, _PAGE, _PROT_NONE) != 0:
         raise OSError(ctypes.get_errno(), "mprotect failed")
-    _keep_alive.append(buf)  # the mapping must outlive every view of it
     offset = data_pages * _PAGE - nbytes
+    # The array's base (a buffer export of `buf`) keeps the mapping alive exactly as long as
+    # some view of it exists; then it is unmapped (the process has a limited number of maps).
     return np.frombuffer(buf, dtype=np.uint8, count=nbytes, offset=offset).view(dtype).reshape(shape)
 
 
