@@ -33,6 +33,13 @@ from onebit.runtime import schema
 from onebit.runtime.format import LAYOUTS
 from onebit.runtime.ops import BUILDERS, Node, Step, physical
 from onebit.runtime.ops.blas import set_blas_threads
+
+# numpy's OpenBLAS (the 1x1 convolutions and dense layers) runs on one thread whatever
+# num_threads is: its idle workers spin beside the engine's own pool (onebit::parallel_for),
+# and on this 2-core machine QuickNet-Small at 2 threads took 7.2 ms with OpenBLAS at 2 threads
+# against 4.1 ms with OpenBLAS at 1 (1 thread: 4.5 ms). The binary and float kernels of the
+# engine use num_threads.
+_BLAS_THREADS = 1
 from onebit.runtime.profile import OpTiming, Profile
 from onebit.runtime.reader import ModelFile, load_model
 
@@ -132,8 +139,8 @@ class Interpreter:
     Args:
         model: a path, the file's bytes, or a :class:`~onebit.runtime.ModelFile` from
             :func:`~onebit.runtime.load_model` (a path or bytes is loaded and validated).
-        num_threads: threads each native kernel and numpy's BLAS (OpenBLAS, process-wide) may
-            use; results do not depend on it.
+        num_threads: threads each native kernel may use; results do not depend on it. numpy's
+            BLAS (float 1x1 convolutions, dense) is set to one thread (process-wide, see above).
         max_plans: plans (buffers for one set of input shapes) kept per thread, least recently
             used dropped first; a language model run at many sequence lengths keeps this many.
 
@@ -180,7 +187,7 @@ class Interpreter:
         """
         by_name, arrays = self._gather(args, kwargs)
         plan = self._plan_for(arrays)
-        set_blas_threads(self.num_threads)
+        set_blas_threads(_BLAS_THREADS)
         plan.execute(arrays)
         return self._results(plan, by_name)
 
@@ -195,7 +202,7 @@ class Interpreter:
             raise ValueError(f"runs must be >= 1, got {runs}")
         _, arrays = self._gather(args, kwargs)
         plan = self._plan_for(arrays)
-        set_blas_threads(self.num_threads)
+        set_blas_threads(_BLAS_THREADS)
         for _ in range(warmup):
             plan.execute(arrays)
         times: list[list[float]] = [[] for _ in plan.ops]

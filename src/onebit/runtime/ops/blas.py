@@ -1,7 +1,7 @@
-"""Thread count of numpy's BLAS (OpenBLAS), so that ``num_threads`` also bounds the float GEMMs.
+"""Thread count of numpy's BLAS (OpenBLAS), which the engine sets before each run.
 
 numpy's wheels ship OpenBLAS (``scipy_openblas``), which by default uses every core. The
-interpreter calls :func:`set_blas_threads` with its ``num_threads`` before a run, through the
+interpreter calls :func:`set_blas_threads` before a run (with 1: see interpreter.py), through the
 library's own ``*_set_num_threads`` entry point found with ctypes among the libraries loaded in
 this process (the approach of threadpoolctl, without the dependency). Where no OpenBLAS is
 found (another BLAS, another OS), it does nothing and :func:`blas_threads` returns None.
