@@ -9,10 +9,11 @@ import numpy as np
 
 def interleaved_times(fns, min_reps: int = 10, budget_s: float = 0.4, rounds: int = 5) -> list[tuple[float, float, float]]:
     """(median, p10, p90) seconds of each function, timed in alternating blocks (A-block,
-    B-block, A-block, ...) so that both see the same machine load. The first call of each
-    block is not timed: PyTorch's OpenMP workers keep spinning on the other cores for a while
-    after a parallel region (libgomp's default wait policy) and would slow the call right after
-    it; our pool's workers block instead."""
+    B-block, A-block, ...) so that both see the same machine load. Each block starts with a
+    20 ms pause and one untimed call: the worker threads of the *other* side keep spinning for
+    a while after its last call (PyTorch's OpenMP pool with libgomp's default wait policy; our
+    pool for up to 1 ms) and would steal the second core from the first calls of the block
+    (measured: a 30 us channel_affine at 2 threads timed 2x slower right after torch calls)."""
     firsts = []
     for fn in fns:
         fn()
@@ -24,6 +25,7 @@ def interleaved_times(fns, min_reps: int = 10, budget_s: float = 0.4, rounds: in
     ts: list[list[float]] = [[] for _ in fns]
     for _ in range(rounds):
         for i, fn in enumerate(fns):
+            time.sleep(0.02)  # the other side's spinning workers go to sleep
             fn()  # settle (not timed)
             for _ in range(per_block):
                 t0 = time.perf_counter()

@@ -115,7 +115,7 @@ def bench(name, spec, torch_fn, threads):
     interp = Interpreter(_graph(op_type, x, weights, refs, attrs, out_shape), num_threads=threads)
     interp.run(x)
     plan = interp._plan_for([x])
-    set_blas_threads(threads)
+    set_blas_threads(1)  # as the Interpreter does (runtime/interpreter.py, _BLAS_THREADS)
     torch.set_num_threads(threads)
     (ours, _, _), (theirs, _, _) = interleaved_times([lambda: plan.execute([x]), torch_fn], 10, 0.3)
     return {"op": name, "type": op_type, "threads": threads, "onebit_ms": ours * 1e3, "torch_ms": theirs * 1e3,
