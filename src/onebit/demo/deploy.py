@@ -75,17 +75,23 @@ def compare(model: torch.nn.Module, engine: Any, data: CifarSplits, *, batch: in
             "torch_seconds": t_torch, "engine_seconds": t_engine, "batch": batch}
 
 
-def _round_robin_ms(fns: dict[str, Callable[[], Any]], runs: int) -> dict[str, dict[str, float]]:
-    """Median / min milliseconds of each function, called in turn ``runs`` times after 3 warm-ups."""
-    for fn in fns.values():
-        for _ in range(3):
-            fn()
+def _round_robin_ms(fns: dict[str, Callable[[], Any]], runs: int, rounds: int = 5) -> dict[str, dict[str, float]]:
+    """Median / min milliseconds of each function over ``runs`` calls, timed in alternating
+    blocks (A-block, B-block, ..., ``rounds`` times) so that all see the same machine load.
+    Each block starts with a 20 ms pause and an untimed call: PyTorch's OpenMP workers keep
+    spinning for a while after its last call and would take the second core from whatever
+    runs next (measured: the demo's engine at 1.9 ms per image right after PyTorch calls,
+    1.0 ms in blocks)."""
     times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(runs):
+    per_block = max(1, -(-runs // rounds))
+    for _ in range(rounds):
         for k, fn in fns.items():
-            t0 = time.perf_counter()
+            time.sleep(0.02)
             fn()
-            times[k].append((time.perf_counter() - t0) * 1e3)
+            for _ in range(per_block):
+                t0 = time.perf_counter()
+                fn()
+                times[k].append((time.perf_counter() - t0) * 1e3)
     return {k: {"median_ms": float(np.median(v)), "min_ms": float(np.min(v))} for k, v in times.items()}
 
 
