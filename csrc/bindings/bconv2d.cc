@@ -9,6 +9,8 @@
 namespace onebit::bindings {
 namespace {
 
+constexpr int64_t kMinMacsPerThread = 8 << 20;  // binary MACs: ~10 us at ~800 G binary MAC/s
+
 std::string str(int64_t v) { return std::to_string(v); }
 
 void bconv2d(const CArray<const bword_t>& x, const CArray<const bword_t>& w, int64_t channels, int64_t stride_h,
@@ -77,7 +79,10 @@ void bconv2d(const CArray<const bword_t>& x, const CArray<const bword_t>& w, int
     }
     bconv2d_fn fn = kernel();
     // Grain 3 = the AVX2 tile height: balanced chunks even for 7x7 outputs (49 positions).
-    parallel_for_grain(g.batch * g.out_h * g.out_w, 3, num_threads,
+    // At least kMinMacsPerThread binary MACs per thread (~10 us at ~800 G binary MAC/s).
+    const int64_t positions = g.batch * g.out_h * g.out_w;
+    const int64_t macs = positions * g.out_c * g.kh * g.kw * (g.channels / g.groups);
+    parallel_for_grain(positions, 3, threads_for(macs, kMinMacsPerThread, num_threads),
                        [&](int64_t begin, int64_t end) { fn(args, begin, end); });
   }
 }

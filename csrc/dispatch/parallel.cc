@@ -163,6 +163,11 @@ void run_chunks(const std::vector<std::int64_t>& bounds, const RangeFn& fn) {
 
 }  // namespace
 
+int threads_for(std::int64_t work, std::int64_t min_work, int num_threads) {
+  const std::int64_t useful = std::max<std::int64_t>(1, work / std::max<std::int64_t>(1, min_work));
+  return static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(num_threads, useful)));
+}
+
 int hardware_threads() { return std::max(1u, std::thread::hardware_concurrency()); }
 
 void parallel_for_grain(std::int64_t n, std::int64_t grain, int num_threads, const RangeFn& fn) {

@@ -22,4 +22,11 @@ void parallel_for_grain(std::int64_t n, std::int64_t grain, int num_threads, con
 
 int hardware_threads();
 
+// Threads worth using for `work` units when one thread should get at least `min_work` of them:
+// min(num_threads, max(1, work / min_work)). Splitting a call costs a few microseconds (waking
+// or signalling the workers, then waiting for the slowest), so kernels that take ~10 us on one
+// thread run faster on one: e.g. the convolutions of a 32x32 CIFAR QuickNet. Results never
+// depend on the thread count, so this is a pure speed choice.
+int threads_for(std::int64_t work, std::int64_t min_work, int num_threads);
+
 }  // namespace onebit
