@@ -31,7 +31,6 @@ import platform
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -87,27 +86,10 @@ def isa_peak(peak: dict | None, isa: str) -> float | None:
 
 
 def isa_times(fn, isas: list[str], min_reps: int = 5, budget_s: float = 0.3, rounds: int = 5):
-    """(median, p10, p90) seconds of `fn` under each ISA, timed in alternating blocks (as
-    _timing.interleaved_times); the dispatch table is switched outside the timed calls."""
-    per_call = []
-    for isa in isas:
-        with kernels.use_isa(isa):
-            fn()
-            t0 = time.perf_counter()
-            fn()
-            per_call.append(time.perf_counter() - t0)
-    reps = int(max(min_reps, min(200, budget_s / max(sum(per_call), 1e-6))))
-    per_block = max(2, -(-reps // rounds))
-    ts: list[list[float]] = [[] for _ in isas]
-    for _ in range(rounds):
-        for i, isa in enumerate(isas):
-            with kernels.use_isa(isa):
-                fn()  # settle (not timed)
-                for _ in range(per_block):
-                    t0 = time.perf_counter()
-                    fn()
-                    ts[i].append(time.perf_counter() - t0)
-    return [(float(np.median(t)), float(np.percentile(t, 10)), float(np.percentile(t, 90))) for t in ts]
+    """(median, p10, p90) seconds of `fn` under each ISA, timed in alternating blocks
+    (_timing.interleaved_times); the dispatch table is switched outside the timed calls."""
+    contexts = [lambda isa=isa: kernels.use_isa(isa) for isa in isas]
+    return interleaved_times([fn] * len(isas), min_reps, budget_s, rounds, contexts=contexts)
 
 
 def conv_case(rng, hw: int, c: int, k: int):
