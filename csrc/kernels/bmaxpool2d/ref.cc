@@ -1,33 +1,16 @@
 // Scalar reference for bmaxpool2d (binary max-pool on bitpacked NHWC): the oracle.
 // Output word = AND of the window's words (bit 1 = -1, so the AND is 1 only if every input is
-// -1, i.e. max of signs = sign of max); padded positions are skipped.
-#include <algorithm>
-
+// -1, i.e. max of signs = sign of max); padded positions are skipped (window.h).
 #include "onebit/kernels.h"
+#include "window.h"
 
 namespace onebit::ref {
 
 void bmaxpool2d(const bword_t* in, const BMaxPool2dShape& s, std::int64_t row_begin, std::int64_t row_end,
                 bword_t* out) {
-  const std::int64_t words = packed_words(s.channels);
-  const bword_t tail_mask = last_word_mask(s.channels);
-  for (std::int64_t row = row_begin; row < row_end; ++row) {
-    const std::int64_t b = row / s.out_h, oh = row % s.out_h;
-    const std::int64_t h0 = oh * s.stride_h - s.pad_top;
-    const std::int64_t hb = std::max<std::int64_t>(h0, 0), he = std::min<std::int64_t>(h0 + s.kernel_h, s.in_h);
-    for (std::int64_t ow = 0; ow < s.out_w; ++ow) {
-      const std::int64_t w0 = ow * s.stride_w - s.pad_left;
-      const std::int64_t wb = std::max<std::int64_t>(w0, 0), we = std::min<std::int64_t>(w0 + s.kernel_w, s.in_w);
-      bword_t* dst = out + ((b * s.out_h + oh) * s.out_w + ow) * words;
-      for (std::int64_t c = 0; c < words; ++c) {
-        bword_t acc = ~bword_t{0};
-        for (std::int64_t h = hb; h < he; ++h) {
-          for (std::int64_t w = wb; w < we; ++w) acc &= in[((b * s.in_h + h) * s.in_w + w) * words + c];
-        }
-        dst[c] = c == words - 1 ? (acc & tail_mask) : acc;
-      }
-    }
-  }
+  detail::for_each_window(in, s, row_begin, row_end, out, [](const detail::PoolWindow& win, bword_t* dst) {
+    for (std::int64_t c = 0; c < win.words; ++c) dst[c] = detail::window_and_word(win, c);
+  });
 }
 
 }  // namespace onebit::ref
