@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "onebit/kernels.h"
+#include "scratch.h"
 
 namespace onebit::avx2 {
 namespace {
@@ -50,25 +51,7 @@ std::int32_t row_sum(const std::int8_t* x, std::int64_t n) {
   return hsum_epi32(acc);
 }
 
-// A zero-initialized scratch buffer whose data() is 64-byte aligned, so that 32-byte loads
-// never straddle two cache lines (a straddling load costs two L1 accesses).
-template <class T>
-class Scratch {
- public:
-  explicit Scratch(std::int64_t count) : storage_(static_cast<size_t>(count) * sizeof(T) + 64, 0) {
-    const auto addr = reinterpret_cast<std::uintptr_t>(storage_.data());
-    data_ = reinterpret_cast<T*>(storage_.data() + ((64 - addr % 64) % 64));
-  }
-  Scratch(Scratch&&) = default;  // the vector's buffer moves with it, so data_ stays valid
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  T* data() { return data_; }
-  const T* data() const { return data_; }
-
- private:
-  std::vector<unsigned char> storage_;
-  T* data_;
-};
+using detail::Scratch;
 
 // Copies m rows of k int8 (stride k) into rows of `padded` >= k bytes, zero tail.
 Scratch<std::int8_t> pad_rows(const std::int8_t* x, std::int64_t m, std::int64_t k, std::int64_t padded) {

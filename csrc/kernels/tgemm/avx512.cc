@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "onebit/kernels.h"
+#include "scratch.h"
 
 namespace onebit::avx512 {
 namespace {
@@ -44,22 +45,7 @@ constexpr std::int64_t kBlockBytes = static_cast<std::int64_t>(sizeof(tq2_block)
 
 inline __m512i load(const void* p) { return _mm512_loadu_si512(p); }
 
-// A zero-initialized scratch buffer whose data() is 64-byte aligned (zmm loads of one line).
-template <class T>
-class Scratch {
- public:
-  explicit Scratch(std::int64_t count) : storage_(static_cast<size_t>(count) * sizeof(T) + 64, 0) {
-    const auto addr = reinterpret_cast<std::uintptr_t>(storage_.data());
-    data_ = reinterpret_cast<T*>(storage_.data() + ((64 - addr % 64) % 64));
-  }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  T* data() { return data_; }
-
- private:
-  std::vector<unsigned char> storage_;
-  T* data_;
-};
+using detail::Scratch;
 
 // sum of the k int8 values at x (masked tail: reads nothing past x + k).
 std::int32_t row_sum(const std::int8_t* x, std::int64_t k) {
