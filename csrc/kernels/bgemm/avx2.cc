@@ -34,6 +34,7 @@
 
 #include "onebit/kernels.h"
 #include "output_transform.h"
+#include "tiled.h"
 
 namespace onebit::avx2 {
 namespace {
@@ -292,45 +293,21 @@ void bgemm_rows8(const BgemmArgs& g, std::int64_t nb) {
 
 // Rows [0, m), any m, through the kMR x kNR tiles.
 void bgemm_tiles(const BgemmArgs& g, std::int64_t nb) {
-  const BOutputTransform& t = *g.transform;
-  thread_local std::vector<std::int32_t> accbuf;
-  if (static_cast<std::int64_t>(accbuf.size()) < kMR * nb) accbuf.resize(kMR * nb);
-  for (std::int64_t n0 = 0; n0 < g.n; n0 += nb) {
-    const std::int64_t n1 = std::min(g.n, n0 + nb), width = n1 - n0;
-    for (std::int64_t r0 = 0; r0 < g.m; r0 += kMR) {
-      const int mr = static_cast<int>(std::min<std::int64_t>(kMR, g.m - r0));
-      const bword_t* a = g.a + r0 * g.lda;
-      for (std::int64_t j0 = n0; j0 < n1; j0 += kNR) {
-        const int nr = static_cast<int>(std::min<std::int64_t>(kNR, n1 - j0));
-        tile_any<kMR>(a, g.lda, g.b + j0 * g.ldb, g.ldb, g.kw, g.k, mr, nr, accbuf.data() + (j0 - n0), width);
-      }
-      for (int i = 0; i < mr; ++i) {
-        const std::int64_t r = r0 + i;
-        const std::int32_t* corr = g.row_correction != nullptr ? g.row_correction[r] : nullptr;
-        transform_row(t, accbuf.data() + i * width, corr, g.col0 + n0, width, detail::out_row(t, g.out, r, g.ldo));
-      }
-    }
-  }
+  detail::bgemm_tiled<kMR, kNR>(
+      g, nb,
+      [&](const bword_t* a, const bword_t* b, int mr, int nr, std::int32_t* acc, std::int64_t ldc) {
+        tile_any<kMR>(a, g.lda, b, g.ldb, g.kw, g.k, mr, nr, acc, ldc);
+      },
+      [&](const std::int32_t* acc, const std::int32_t* corr, std::int64_t col0, std::int64_t n, void* row) {
+        transform_row(*g.transform, acc, corr, col0, n, row);
+      });
 }
 
 void bgemm(const BgemmArgs& g) {
-  // Column block: a multiple of 32 columns (bitpacked output bytes stay whole), B block <= L2 share.
-  const std::int64_t row_bytes = std::max<std::int64_t>(1, g.kw * 4);
-  const std::int64_t nb = std::max<std::int64_t>(32, (kColBlockBytes / row_bytes) / 32 * 32);
+  const std::int64_t nb = detail::column_block(g.kw, kColBlockBytes);
   const std::int64_t m8 = g.m / kShortRows * kShortRows;
-  if (m8 > 0) {
-    BgemmArgs head = g;
-    head.m = m8;
-    bgemm_rows8(head, nb);
-  }
-  if (m8 < g.m) {  // the last m % 8 rows
-    BgemmArgs rest = g;
-    rest.a = g.a + m8 * g.lda;
-    rest.m = g.m - m8;
-    rest.row_correction = g.row_correction != nullptr ? g.row_correction + m8 : nullptr;
-    rest.out = detail::out_row(*g.transform, g.out, m8, g.ldo);
-    bgemm_tiles(rest, nb);
-  }
+  if (m8 > 0) bgemm_rows8(detail::row_range(g, 0, m8), nb);
+  if (m8 < g.m) bgemm_tiles(detail::row_range(g, m8, g.m), nb);  // the last m % 8 rows
 }
 
 }  // namespace onebit::avx2

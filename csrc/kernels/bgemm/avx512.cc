@@ -66,6 +66,7 @@
 
 #include "onebit/kernels.h"
 #include "output_transform.h"
+#include "tiled.h"
 
 namespace onebit::avx512 {
 namespace {
@@ -330,33 +331,20 @@ void bgemm_rows(const BgemmArgs& g, std::int64_t nb) {
 
 // Rows [0, m), any m, through the kMR x kNR tiles.
 void bgemm_tiles(const BgemmArgs& g, std::int64_t nb) {
-  const BOutputTransform& t = *g.transform;
-  thread_local std::vector<std::int32_t> accbuf;
-  if (static_cast<std::int64_t>(accbuf.size()) < kMR * nb) accbuf.resize(kMR * nb);
-  for (std::int64_t n0 = 0; n0 < g.n; n0 += nb) {
-    const std::int64_t n1 = std::min(g.n, n0 + nb), width = n1 - n0;
-    for (std::int64_t r0 = 0; r0 < g.m; r0 += kMR) {
-      const int mr = static_cast<int>(std::min<std::int64_t>(kMR, g.m - r0));
-      const bword_t* a = g.a + r0 * g.lda;
-      for (std::int64_t j0 = n0; j0 < n1; j0 += kNR) {
-        const int nr = static_cast<int>(std::min<std::int64_t>(kNR, n1 - j0));
-        tile_any<kMR>(a, g.lda, g.b + j0 * g.ldb, g.ldb, g.kw, g.k, mr, nr, accbuf.data() + (j0 - n0), width);
-      }
-      for (int i = 0; i < mr; ++i) {
-        const std::int64_t r = r0 + i;
-        const std::int32_t* corr = g.row_correction != nullptr ? g.row_correction[r] : nullptr;
-        transform_row(t, accbuf.data() + i * width, corr, g.col0 + n0, width, detail::out_row(t, g.out, r, g.ldo));
-      }
-    }
-  }
+  detail::bgemm_tiled<kMR, kNR>(
+      g, nb,
+      [&](const bword_t* a, const bword_t* b, int mr, int nr, std::int32_t* acc, std::int64_t ldc) {
+        tile_any<kMR>(a, g.lda, b, g.ldb, g.kw, g.k, mr, nr, acc, ldc);
+      },
+      [&](const std::int32_t* acc, const std::int32_t* corr, std::int64_t col0, std::int64_t n, void* row) {
+        transform_row(*g.transform, acc, corr, col0, n, row);
+      });
 }
 
 }  // namespace
 
 void bgemm(const BgemmArgs& g) {
-  // Column block: a multiple of 32 columns (bitpacked output bytes stay whole), B block <= L2 share.
-  const std::int64_t row_bytes = std::max<std::int64_t>(1, g.kw * 4);
-  const std::int64_t nb = std::max<std::int64_t>(32, (kColBlockBytes / row_bytes) / 32 * 32);
+  const std::int64_t nb = detail::column_block(g.kw, kColBlockBytes);
   // Blocks of 16 rows, then one of 8, then the last m % 8 rows: kPadRows or more as one
   // zero-padded 8-row block (B is read once, no reductions), fewer through the tiles.
 #ifdef ONEBIT_BGEMM512_TILES_ONLY
@@ -365,13 +353,7 @@ void bgemm(const BgemmArgs& g) {
   const std::int64_t m16 = g.m / 16 * 16, m8 = g.m % 8 >= kPadRows ? g.m : g.m / 8 * 8;
 #endif
   auto part = [&](std::int64_t r0, std::int64_t r1, void (*fn)(const BgemmArgs&, std::int64_t)) {
-    if (r1 <= r0) return;
-    BgemmArgs p = g;
-    p.a = g.a + r0 * g.lda;
-    p.m = r1 - r0;
-    p.row_correction = g.row_correction != nullptr ? g.row_correction + r0 : nullptr;
-    p.out = detail::out_row(*g.transform, g.out, r0, g.ldo);
-    fn(p, nb);
+    if (r1 > r0) fn(detail::row_range(g, r0, r1), nb);
   };
   part(0, m16, &bgemm_rows<2>);
   part(m16, m8, &bgemm_rows<1>);

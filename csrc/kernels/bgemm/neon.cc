@@ -18,10 +18,10 @@
 #include <arm_neon.h>
 
 #include <algorithm>
-#include <vector>
 
 #include "onebit/kernels.h"
 #include "output_transform.h"
+#include "tiled.h"
 
 namespace onebit::neon {
 namespace {
@@ -67,40 +67,24 @@ inline void tile(const bword_t* a, std::int64_t lda, const bword_t* b, std::int6
 
 void bgemm(const BgemmArgs& g) {
   const BOutputTransform& t = *g.transform;
-  // Column block: a multiple of 32 columns (bitpacked output words stay whole), B block <= L2 share.
-  const std::int64_t row_bytes = std::max<std::int64_t>(1, g.kw * 4);
-  const std::int64_t nb = std::max<std::int64_t>(32, (kColBlockBytes / row_bytes) / 32 * 32);
-  thread_local std::vector<std::int32_t> accbuf;
-  if (static_cast<std::int64_t>(accbuf.size()) < kMR * nb) accbuf.resize(kMR * nb);
-  for (std::int64_t n0 = 0; n0 < g.n; n0 += nb) {
-    const std::int64_t n1 = std::min(g.n, n0 + nb), width = n1 - n0;
-    for (std::int64_t r0 = 0; r0 < g.m; r0 += kMR) {
-      const int mr = static_cast<int>(std::min<std::int64_t>(kMR, g.m - r0));
-      const bword_t* a = g.a + r0 * g.lda;
-      for (std::int64_t j0 = n0; j0 < n1; j0 += kNR) {
-        const int nr = static_cast<int>(std::min<std::int64_t>(kNR, n1 - j0));
-        std::int32_t* acc = accbuf.data() + (j0 - n0);
-        const bword_t* b = g.b + j0 * g.ldb;
+  detail::bgemm_tiled<kMR, kNR>(
+      g, detail::column_block(g.kw, kColBlockBytes),
+      [&](const bword_t* a, const bword_t* b, int mr, int nr, std::int32_t* acc, std::int64_t ldc) {
         if (mr == kMR && nr == kNR) {
-          tile<kMR, kNR>(a, g.lda, b, g.ldb, g.kw, g.k, acc, width);
+          tile<kMR, kNR>(a, g.lda, b, g.ldb, g.kw, g.k, acc, ldc);
         } else {
-          for (int i = 0; i < mr; ++i)
-            for (int j = 0; j < nr; ++j)
-              tile<1, 1>(a + i * g.lda, g.lda, b + j * g.ldb, g.ldb, g.kw, g.k, acc + i * width + j, width);
+          for (int i = 0; i < mr; ++i) {
+            for (int j = 0; j < nr; ++j) {
+              tile<1, 1>(a + i * g.lda, g.lda, b + j * g.ldb, g.ldb, g.kw, g.k, acc + i * ldc + j, ldc);
+            }
+          }
         }
-      }
-      for (int i = 0; i < mr; ++i) {
-        const std::int64_t r = r0 + i;
-        const std::int32_t* corr = g.row_correction != nullptr ? g.row_correction[r] : nullptr;
-        void* row = detail::out_row(t, g.out, r, g.ldo);
-        const std::int32_t* src = accbuf.data() + i * width;
-        for (std::int64_t j = 0; j < width; ++j) {
-          const std::int64_t col = g.col0 + n0 + j;
-          detail::store_one(t, col, src[j] - (corr != nullptr ? corr[col] : 0), row);
+      },
+      [&](const std::int32_t* acc, const std::int32_t* corr, std::int64_t col0, std::int64_t n, void* row) {
+        for (std::int64_t j = 0; j < n; ++j) {
+          detail::store_one(t, col0 + j, acc[j] - (corr != nullptr ? corr[col0 + j] : 0), row);
         }
-      }
-    }
-  }
+      });
 }
 
 }  // namespace onebit::neon
