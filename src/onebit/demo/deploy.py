@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from onebit.demo.fit import CifarSplits
+from onebit.timing import interleaved_samples
 
 __all__ = ["convert", "compare", "latency"]
 
@@ -77,22 +78,10 @@ def compare(model: torch.nn.Module, engine: Any, data: CifarSplits, *, batch: in
 
 def _round_robin_ms(fns: dict[str, Callable[[], Any]], runs: int, rounds: int = 5) -> dict[str, dict[str, float]]:
     """Median / min milliseconds of each function over ``runs`` calls, timed in alternating
-    blocks (A-block, B-block, ..., ``rounds`` times) so that all see the same machine load.
-    Each block starts with a 20 ms pause and an untimed call: PyTorch's OpenMP workers keep
-    spinning for a while after its last call and would take the second core from whatever
-    runs next (measured: the demo's engine at 1.9 ms per image right after PyTorch calls,
-    1.0 ms in blocks)."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    per_block = max(1, -(-runs // rounds))
-    for _ in range(rounds):
-        for k, fn in fns.items():
-            time.sleep(0.02)
-            fn()
-            for _ in range(per_block):
-                t0 = time.perf_counter()
-                fn()
-                times[k].append((time.perf_counter() - t0) * 1e3)
-    return {k: {"median_ms": float(np.median(v)), "min_ms": float(np.min(v))} for k, v in times.items()}
+    blocks after pauses (:func:`onebit.timing.interleaved_samples`)."""
+    samples = interleaved_samples(list(fns.values()), max(1, -(-runs // rounds)), rounds)
+    return {k: {"median_ms": float(np.median(v)) * 1e3, "min_ms": float(np.min(v)) * 1e3}
+            for k, v in zip(fns, samples)}
 
 
 def latency(model: torch.nn.Module, onebit_path: str, image: np.ndarray, *, runs: int = 50,
