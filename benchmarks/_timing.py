@@ -12,8 +12,10 @@ import numpy as np
 from onebit.timing import interleaved_samples
 
 
-def interleaved_times(fns, min_reps: int = 10, budget_s: float = 0.4, rounds: int = 5,
-                      contexts: Sequence[Callable[[], ContextManager]] | None = None) -> list[tuple[float, float, float]]:
+def interleaved_times(
+    fns, min_reps: int = 10, budget_s: float = 0.4, rounds: int = 5,
+    contexts: Sequence[Callable[[], ContextManager]] | None = None,
+) -> list[tuple[float, float, float]]:
     """(median, p10, p90) seconds of each function over about ``budget_s`` of calls (at least
     ``min_reps``, at most 200), timed by ``onebit.timing.interleaved_samples`` (``contexts``
     as there)."""
