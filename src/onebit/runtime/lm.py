@@ -24,7 +24,6 @@ This module never imports torch.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import math
 import os
@@ -37,6 +36,7 @@ from onebit.errors import FormatError, ShapeError
 from onebit.kernels.ternary import quantize_i8, tgemm, tgemv
 from onebit.runtime import schema
 from onebit.runtime.lm_graph import PROVENANCE_KEY, LMSpec, lm_graph, lm_tensor_shapes
+from onebit.runtime.ops.blas import set_blas_threads  # the head matvec and attention use numpy BLAS
 from onebit.runtime.reader import ModelFile, load_model
 
 __all__ = ["LMEngine", "SamplingConfig", "sample_token", "set_blas_threads"]
@@ -95,34 +95,6 @@ def sample_token(logits: np.ndarray, cfg: SamplingConfig, rng: np.random.Generat
         p /= p.sum()
     cdf = np.cumsum(p)
     return int(min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), p.size - 1))
-
-
-# ---------------------------------------------------------------------------------------------
-# BLAS threads (the head matvec and attention use numpy's BLAS)
-# ---------------------------------------------------------------------------------------------
-
-
-def set_blas_threads(n: int) -> bool:
-    """Best effort: set the thread count of numpy's OpenBLAS (used by the float head and
-    attention matmuls) through its C API, so ``num_threads`` bounds the whole engine. Returns
-    False when no OpenBLAS setter is found (then set ``OPENBLAS_NUM_THREADS`` before starting)."""
-    try:
-        with open("/proc/self/maps") as f:
-            libs = {line.split()[-1] for line in f if "openblas" in line.lower() and ".so" in line}
-    except OSError:
-        return False
-    for path in sorted(libs):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for sym in ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
-                    "openblas_set_num_threads"):
-            fn = getattr(lib, sym, None)
-            if fn is not None:
-                fn(ctypes.c_int(int(n)))
-                return True
-    return False
 
 
 # ---------------------------------------------------------------------------------------------
